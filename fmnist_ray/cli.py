@@ -1,0 +1,263 @@
+"""The `fmnist-ray` command line: parses, calls the core, turns a `UserError` into exit code 2."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fmnist_ray import __version__
+from fmnist_ray.config import TrialConfig, describe_validation_error
+from fmnist_ray.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Fashion-MNIST training studies as Ray Tune sweeps, with HTML reports.")
+console = Console()
+err_console = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option(
+    "--data-dir", envvar="FMNIST_DATA",
+    help="Directory with the four Fashion-MNIST .gz files (default: installed copy or cache).")]
+
+
+def user_errors(command):
+    """Print a UserError as `error: ...` lines on stderr and exit with code 2, no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as exc:
+            for line in str(exc).splitlines():
+                err_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"fmnist-ray {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Fashion-MNIST training studies as Ray Tune sweeps, with HTML reports."""
+
+
+@app.command()
+@user_errors
+def data(data_dir: DataDir = None) -> None:
+    """Find the dataset, verify every file, and say where it is."""
+    from fmnist_ray.data import load_fashion_mnist
+
+    dataset = load_fashion_mnist(data_dir)
+    sizes = dataset.sizes
+    console.print(f"Fashion-MNIST found in {dataset.source}: all four files verified "
+                  f"(magic numbers, shapes, labels 0-9, checksums).")
+    console.print(f"splits: train {sizes['train']:,} / validation {sizes['val']:,} / "
+                  f"test {sizes['test']:,} images of 28x28")
+
+
+def _trial_config(**values) -> TrialConfig:
+    try:
+        return TrialConfig(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        raise UserError("\n".join(describe_validation_error(exc, prefix="--"))) from None
+
+
+def _epoch_table(history) -> Table:
+    table = Table(title="epochs", title_justify="left")
+    for column in ("epoch", "train loss", "train acc", "val loss", "val acc", "s", "img/s"):
+        table.add_column(column, justify="right")
+    for m in history:
+        table.add_row(str(m.epoch), f"{m.train_loss:.4f}", f"{m.train_accuracy:.4f}",
+                      f"{m.val_loss:.4f}", f"{m.val_accuracy:.4f}", f"{m.epoch_seconds:.1f}",
+                      f"{m.images_per_second:,.0f}")
+    return table
+
+
+@app.command()
+@user_errors
+def train(
+    model: Annotated[str, typer.Option(help="mlp, cnn or deep_cnn_bn.")] = "cnn",
+    optimizer: Annotated[str, typer.Option(
+        help="sgd, sgd_momentum, nesterov, adam, adamw, rmsprop or adagrad.")] = "adam",
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
+    batch_size: Annotated[int, typer.Option(help="Images per training step.")] = 64,
+    epochs: Annotated[int, typer.Option(help="Passes over the training set.")] = 5,
+    dropout: Annotated[float | None, typer.Option(help="Dropout probability.")] = None,
+    hidden: Annotated[str | None, typer.Option(
+        help="MLP hidden sizes, comma-separated, e.g. 512,256.")] = None,
+    width: Annotated[int | None, typer.Option(help="Base conv channels of the CNNs.")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="L2 weight decay.")] = None,
+    momentum: Annotated[float | None, typer.Option(
+        help="Momentum for sgd_momentum / nesterov.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto, fp32 or bf16.")] = "auto",
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")
+                       ] = False,
+) -> None:
+    """Train one model without Ray and report its test accuracy."""
+    from fmnist_ray.data import load_fashion_mnist
+    from fmnist_ray.train import train_trial
+
+    hidden_sizes = None
+    if hidden is not None:
+        try:
+            hidden_sizes = [int(h) for h in hidden.split(",")]
+        except ValueError:
+            raise UserError(f"--hidden: {hidden!r} is not a comma-separated list of integers; "
+                            f"e.g. --hidden 512,256") from None
+    config = _trial_config(model=model, optimizer=optimizer, lr=lr, batch_size=batch_size,
+                           epochs=epochs, dropout=dropout, hidden_sizes=hidden_sizes, width=width,
+                           weight_decay=weight_decay, momentum=momentum, seed=seed, device=device,
+                           precision=precision)
+    dataset = load_fashion_mnist(data_dir)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[m]}"),
+                        TimeElapsedColumn(), console=err_console, disable=as_json)
+    with progress:
+        task = progress.add_task(f"{config.model} epoch 0/{config.epochs}", total=config.epochs,
+                                 m="")
+
+        def on_epoch(metrics, _state) -> None:
+            progress.update(task, advance=1, description=f"{config.model} epoch "
+                            f"{metrics.epoch}/{config.epochs}",
+                            m=f"val acc {metrics.val_accuracy:.4f}")
+
+        result = train_trial(config, dataset, on_epoch=on_epoch)
+    if as_json:
+        print(json.dumps(result.to_dict()))
+        return
+    console.print(_epoch_table(result.history))
+    best = result.best
+    if result.status == "diverged":
+        console.print(f"[bold red]diverged[/] at epoch {result.epochs_run}: the loss became "
+                      f"NaN/inf; lower --lr (now {config.lr:g})")
+    if best.test_accuracy is not None:
+        console.print(f"test accuracy {best.test_accuracy:.4f}, test loss {best.test_loss:.4f} "
+                      f"(weights of best validation epoch {best.epoch}); {result.params:,} "
+                      f"parameters; {result.seconds:.1f} s on {result.device} ({result.precision})")
+
+
+def _print_plan(plan, spec) -> None:
+    table = Table(title=f"{len(plan.trials)} trial(s)", title_justify="left")
+    table.add_column("#", justify="right")
+    columns = plan.varied or ["model"]
+    for column in columns:
+        table.add_column(column)
+    table.add_column("epochs", justify="right")
+    for i, trial in enumerate(plan.trials, 1):
+        values = trial.model_dump()
+        table.add_row(str(i), *[str(values[c]) for c in columns], str(trial.epochs))
+    console.print(table)
+    for key, text in plan.space.items():
+        console.print(f"  {spec.search} search samples {key}: {text}")
+    console.print(f"resources: {plan.cpus:g} CPU + {plan.gpus:g} GPU per trial, "
+                  f"{plan.concurrency} at a time; scheduler: {spec.scheduler.type}; "
+                  f"search: {spec.search}")
+    bound = " (an upper bound: ASHA stops weak trials early)" \
+        if spec.scheduler.type == "asha" else ""
+    estimate = f"{plan.seconds:.0f} s" if plan.seconds < 120 else f"{plan.seconds / 60:.1f} min"
+    console.print(f"estimated wall time: {estimate} of training, plus ~10 s to start Ray{bound}")
+
+
+def _fmt(value, digits: int = 4) -> str:
+    return "" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def _trials_table(rows: list[dict], spec) -> Table:
+    """The live view of a running sweep: one line per trial."""
+    varied = [k for k in spec.axes] + (["seed"] if spec.seeds > 1 else [])
+    done = sum(r["status"] not in ("pending", "running") for r in rows)
+    table = Table(title=f"sweep {spec.name}: {done}/{len(rows)} trials finished",
+                  title_justify="left")
+    for column in ("trial", "status", *(["variant"] if spec.variants else []), *varied,
+                   "epoch", "val acc", "best val acc", "test acc"):
+        table.add_column(column, justify="left" if column in ("trial", "status") else "right")
+    for r in rows:
+        cells = [r["trial_id"], r["status"]] + ([r["variant"] or ""] if spec.variants else [])
+        cells += [str(r[k]) for k in varied]
+        cells += [f"{r['epochs_run']}/{r['epochs']}", _fmt(r["final_val_accuracy"]),
+                  _fmt(r["best_val_accuracy"]), _fmt(r["test_accuracy"])]
+        table.add_row(*cells)
+    return table
+
+
+@app.command()
+@user_errors
+def sweep(
+    spec_file: Annotated[Path, typer.Argument(metavar="SPEC.yaml", help="Sweep spec file.")],
+    storage: Annotated[str, typer.Option(
+        help="Where results go: a directory or a URI such as s3://bucket/dir.")] = "./results",
+    name: Annotated[str | None, typer.Option(help="Results folder name (default: spec name).")
+                    ] = None,
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster address; default: an embedded local Ray on 127.0.0.1.")] = None,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a spec key, e.g. --set trial.epochs=2 (repeatable).")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Validate, list the trials and estimate the time; train nothing.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No live progress table.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Run a sweep defined in a YAML spec on Ray Tune; exit 1 if any trial errored."""
+    from fmnist_ray.config import load_spec
+    from fmnist_ray.data import load_fashion_mnist
+
+    spec = load_spec(spec_file, overrides or [])
+    dataset = load_fashion_mnist(data_dir)
+    if dry_run:
+        from fmnist_ray.plan import plan_sweep
+
+        console.print(f"{spec_file}: valid sweep '{spec.name}'")
+        _print_plan(plan_sweep(spec, dataset, cluster_cpus=os.cpu_count() or 1), spec)
+        return
+
+    from rich.live import Live
+
+    from fmnist_ray.cluster import ray_session
+    from fmnist_ray.sweep import run_sweep
+
+    live = Live(_trials_table([], spec), console=console, refresh_per_second=2,
+                auto_refresh=False)
+    with ray_session(address):
+        if quiet:
+            summary = run_sweep(spec, dataset, storage, name=name)
+        else:
+            with live:
+                summary = run_sweep(
+                    spec, dataset, storage, name=name,
+                    on_update=lambda rows: live.update(_trials_table(rows, spec), refresh=True))
+            console.print()
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items()))
+    console.print(f"sweep finished in {summary.seconds:.0f} s: {counts}")
+    console.print(f"results: {summary.experiment_uri}/trials.parquet, epochs.parquet")
+    if summary.best:
+        best = summary.best
+        console.print(f"best trial {best['trial_id']}: test accuracy {best['test_accuracy']:.4f}, "
+                      f"test loss {best['test_loss']:.4f}, val accuracy "
+                      f"{best['best_val_accuracy']:.4f} (epoch {best['best_epoch']})")
+    if summary.errors:
+        for trial_id, error in summary.errors:
+            err_console.print(f"[bold red]errored:[/] trial {trial_id}: {error}", highlight=False)
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,338 @@
+"""Typed configs: one trial's training settings, and a sweep spec loaded from YAML.
+
+A spec file becomes one validated `SweepSpec` here; nothing deeper sees a raw dict. Validation
+collects every problem and names the file, the key path, the bad value and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fmnist_ray.errors import UserError
+from fmnist_ray.models import MODELS
+
+OPTIMIZERS = ("sgd", "sgd_momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
+METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TrialConfig(_Strict):
+    """Everything one training run needs; the same object drives `train` with or without Ray."""
+
+    model: str = "cnn"  # a name from fmnist_ray.models.MODELS
+    hidden_sizes: list[Annotated[int, Field(ge=1)]] = Field(default=[256], min_length=1)  # mlp
+    width: int = Field(default=32, ge=1)  # base conv channels of cnn / deep_cnn_bn
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    optimizer: str = "adam"
+    lr: float = Field(default=1e-3, gt=0.0)
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)  # sgd_momentum, nesterov, rmsprop
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    batch_size: int = Field(default=64, ge=1)
+    epochs: int = Field(default=10, ge=1)
+    seed: int = Field(default=0, ge=0)
+    normalize: bool = True  # standardize pixels with the training mean/std
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the hardware is fast at it
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        return _one_of(value, MODELS, "model")
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, value: str) -> str:
+        return _one_of(value, OPTIMIZERS, "optimizer")
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
+            return value
+        raise ValueError("must be auto, cpu, cuda or cuda:N")
+
+
+def _one_of(value: str, allowed, what: str) -> str:
+    if value in allowed:
+        return value
+    hint = difflib.get_close_matches(value, list(allowed), n=1)
+    suggestion = f"did you mean '{hint[0]}'? " if hint else ""
+    raise ValueError(f"unknown {what} '{value}'; {suggestion}choose one of {', '.join(allowed)}")
+
+
+class Scheduler(_Strict):
+    """Early stopping: `none`, or ASHA with its rungs measured in epochs."""
+
+    type: Literal["none", "asha"] = "none"
+    max_t: int | None = Field(default=None, ge=1)  # defaults to the trial's epochs
+    grace_period: int = Field(default=1, ge=1)
+    reduction_factor: float = Field(default=3.0, gt=1.0)
+
+
+class Resources(_Strict):
+    """What one trial reserves on a node."""
+
+    cpu: float = Field(default=1.0, gt=0.0)
+    gpu: float = Field(default=0.0, ge=0.0)
+
+    @field_validator("gpu")
+    @classmethod
+    def _fraction_or_whole(cls, value: float) -> float:
+        if value > 1 and value != int(value):
+            raise ValueError("must be a fraction in (0, 1] or a whole number of GPUs")
+        return value
+
+
+class Range(_Strict):
+    """A search-space dimension for random / Optuna search; exactly one kind is given."""
+
+    choice: list[Any] | None = None
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+    randint: tuple[int, int] | None = None  # inclusive bounds
+
+    @property
+    def kind(self) -> str:
+        kinds = [k for k in ("choice", "uniform", "loguniform", "randint") if getattr(self, k)]
+        return kinds[0] if len(kinds) == 1 else ""
+
+
+class Variant(BaseModel):
+    """A named bundle of trial settings varied together (e.g. one architecture)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class SweepSpec(_Strict):
+    """A validated sweep: a base trial, the axes to vary, and how Ray Tune should search them."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    metric: Literal[METRICS] = "val_accuracy"  # type: ignore[valid-type]
+    mode: Literal["max", "min"] | None = None  # default: max for accuracy, min for loss
+    trial: TrialConfig = TrialConfig()
+    axes: dict[str, list[Any] | Range] = {}
+    variants: list[Variant] = []
+    search: Literal["grid", "random", "optuna"] = "grid"
+    num_samples: int = Field(default=1, ge=1)
+    seeds: int = Field(default=1, ge=1)  # each configuration repeated with seeds trial.seed + i
+    scheduler: Scheduler = Scheduler()
+    resources: Resources = Resources()
+    max_concurrent_trials: int | None = Field(default=None, ge=1)
+    max_failures: int = Field(default=2, ge=0)
+    checkpoint_every: int = Field(default=1, ge=1)  # epochs between checkpoints
+
+    @property
+    def resolved_mode(self) -> str:
+        return self.mode or ("max" if self.metric.endswith("accuracy") else "min")
+
+    @property
+    def max_t(self) -> int:
+        return self.scheduler.max_t or self.trial.epochs
+
+    def trial_config(self, params: dict[str, Any]) -> TrialConfig:
+        """The trial config for one point of the search space (as Ray hands it to a trial)."""
+        values = self.trial.model_dump()
+        variant = params.get("variant")
+        if variant:
+            values.update({k: v for k, v in variant.items() if k != "name"})
+        values.update({k: v for k, v in params.items() if k != "variant"})
+        return TrialConfig(**values)
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every point a grid search runs, seeds and variants included (one entry per trial)."""
+        dims: dict[str, list[Any]] = {k: v for k, v in self.axes.items() if isinstance(v, list)}
+        if self.variants:
+            dims["variant"] = [{"name": v.name, **v.settings} for v in self.variants]
+        if self.seeds > 1:
+            dims["seed"] = [self.trial.seed + i for i in range(self.seeds)]
+        keys = list(dims)
+        points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*dims.values())]
+        return points * self.num_samples
+
+
+def _suggest_key(key: str, allowed: list[str]) -> str:
+    hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
+    return f"did you mean '{hint[0]}'?" if hint else f"allowed keys: {', '.join(allowed)}"
+
+
+def _model_fields(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """The keys allowed at the parent of a pydantic error location, for did-you-mean hints."""
+    model: type[BaseModel] = SweepSpec
+    for part in loc[:-1]:
+        annotation = model.model_fields.get(part) if isinstance(part, str) else None
+        if annotation is None:
+            break
+        target = annotation.annotation
+        if isinstance(target, type) and issubclass(target, BaseModel):
+            model = target
+        else:
+            return _model_fields(TrialConfig) if part == "variants" else []
+    return _model_fields(model)
+
+
+def _describe(error: dict) -> str:
+    loc = tuple(p for p in error["loc"] if p not in ("list[any]", "Range"))
+    path = ".".join(str(p) for p in loc) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key; {_suggest_key(str(loc[-1]), _fields_at(loc))}"
+    if kind == "missing":
+        return f"{path}: required key is missing; add it"
+    message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+    return f"{path}: {message} (got {error['input']!r})"
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "") -> list[str]:
+    """One line per problem in a pydantic error, keys shown as `prefix + key` (CLI: `--`)."""
+    lines = []
+    for error in exc.errors():
+        line = _describe(error)
+        lines.append(prefix + line.replace("_", "-", line.index(":")) if prefix else line)
+    return lines
+
+
+def _semantic_problems(spec: SweepSpec) -> list[str]:
+    """Checks that span several keys, or that Ray itself does not make."""
+    problems: list[str] = []
+    trial_keys = _model_fields(TrialConfig)
+    base = spec.trial.model_dump()
+    for key, axis in spec.axes.items():
+        path = f"axes.{key}"
+        if key not in trial_keys:
+            problems.append(f"{path}: not a trial setting; {_suggest_key(key, trial_keys)}")
+            continue
+        if isinstance(axis, list):
+            if not axis:
+                problems.append(f"{path}: empty grid; list at least one value")
+            values = axis
+        else:
+            if not axis.kind:
+                problems.append(f"{path}: give exactly one of choice, uniform, loguniform, randint")
+                continue
+            if spec.search == "grid" and axis.kind != "choice":
+                problems.append(f"{path}: a {axis.kind} range cannot be searched by a grid; "
+                                f"set search: random or search: optuna, or list the values")
+            values = getattr(axis, axis.kind)
+            if axis.kind == "choice" and not values:
+                problems.append(f"{path}.choice: empty choice; list at least one value")
+            if axis.kind != "choice":
+                low, high = values
+                if low >= high:
+                    problems.append(f"{path}.{axis.kind}: low {low} must be below high {high}")
+                if axis.kind == "loguniform" and low <= 0:
+                    problems.append(f"{path}.loguniform: a log scale needs low > 0 (got {low})")
+        for value in values:
+            try:
+                TrialConfig(**{**base, key: value})
+            except ValidationError as exc:
+                problems.append(f"{path}: value {value!r}: {_describe(exc.errors()[0]).split(': ', 1)[1]}")
+    for i, variant in enumerate(spec.variants):
+        for key in variant.settings:
+            if key not in trial_keys:
+                problems.append(f"variants.{i}.{key}: not a trial setting; "
+                                f"{_suggest_key(key, trial_keys)}")
+        try:
+            TrialConfig(**{**base, **{k: v for k, v in variant.settings.items() if k in trial_keys}})
+        except ValidationError as exc:
+            problems += [f"variants.{i}.{_describe(e)}" for e in exc.errors()]
+    names = [v.name for v in spec.variants]
+    if len(set(names)) != len(names):
+        problems.append("variants: names must be unique")
+    if spec.search == "optuna" and spec.seeds > 1:
+        problems.append("seeds: Optuna search samples each point once; set seeds: 1 "
+                        "or use search: random")
+    if spec.search != "grid" and not spec.axes and not spec.variants:
+        problems.append("axes: random/Optuna search needs at least one axis")
+    if spec.mode and spec.mode != ("max" if spec.metric.endswith("accuracy") else "min"):
+        problems.append(f"mode: '{spec.mode}' would optimise {spec.metric} the wrong way; "
+                        f"remove mode or set it to {'max' if spec.mode == 'min' else 'min'}")
+    if spec.scheduler.type == "asha":
+        if spec.scheduler.grace_period > spec.max_t:
+            problems.append(f"scheduler.grace_period: {spec.scheduler.grace_period} exceeds "
+                            f"max_t {spec.max_t}; lower it")
+        if spec.max_t > spec.trial.epochs:
+            problems.append(f"scheduler.max_t: {spec.max_t} exceeds trial.epochs "
+                            f"{spec.trial.epochs}; lower max_t or raise epochs")
+    return problems
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply `KEY=VALUE` overrides (dotted keys, YAML values) to a raw spec dict."""
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set trial.epochs=2")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def parse_spec(raw: Any, source: str) -> SweepSpec:
+    """Validate a raw spec dict; raise one UserError listing every problem, one per line."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{source}: a sweep spec must be a YAML mapping of keys (name, trial, "
+                        f"axes, ...), got {type(raw).__name__}")
+    try:
+        spec = SweepSpec(**raw)
+    except ValidationError as exc:
+        problems = [_describe(e) for e in exc.errors()]
+    else:
+        problems = _semantic_problems(spec)
+    if problems:
+        raise UserError("\n".join(f"{source}: {p}" for p in problems))
+    return spec
+
+
+def load_spec(path: Path | str, overrides: list[str] | None = None) -> SweepSpec:
+    """Read and validate a sweep spec file, with optional `KEY=VALUE` overrides."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: spec file not found; check the path "
+                        f"(shipped specs are in sweeps/)") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory; pass a .yaml spec file") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{path}: {where}YAML syntax error: {problem}; fix the indentation or "
+                        f"quoting there") from None
+    if overrides:
+        raw = apply_overrides(raw if isinstance(raw, dict) else {}, overrides)
+    return parse_spec(raw, str(path))
+
+
+def spec_to_yaml(spec: SweepSpec) -> str:
+    """The spec as YAML, stored beside the results so a resume can compare search spaces."""
+    return yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)

@@ -1,0 +1,70 @@
+"""The study's architectures, built by name from a registry.
+
+Every model takes 1 x 28 x 28 images, returns 10 logits, and has dropout as a parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from torch import nn
+
+NUM_CLASSES = 10
+
+
+def mlp(hidden_sizes: Sequence[int] = (256,), dropout: float = 0.0, **_: object) -> nn.Module:
+    """Fully connected network: one Linear-ReLU(-Dropout) block per hidden size."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = 28 * 28
+    for size in hidden_sizes:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        width = size
+    layers.append(nn.Linear(width, NUM_CLASSES))
+    return nn.Sequential(*layers)
+
+
+def cnn(width: int = 32, dropout: float = 0.0, **_: object) -> nn.Module:
+    """Two conv + max-pool stages and a dense head: the study's plain CNN."""
+    return nn.Sequential(
+        nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(2 * width * 7 * 7, 128), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(128, NUM_CLASSES),
+    )
+
+
+def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+
+def deep_cnn_bn(width: int = 32, dropout: float = 0.0, **_: object) -> nn.Module:
+    """Two stages of two conv-BN-ReLU layers each, then a BN dense head: the study's best kind."""
+    return nn.Sequential(
+        *_conv_bn(1, width), *_conv_bn(width, width), nn.MaxPool2d(2), nn.Dropout(dropout / 2),
+        *_conv_bn(width, 2 * width), *_conv_bn(2 * width, 2 * width), nn.MaxPool2d(2),
+        nn.Dropout(dropout / 2),
+        nn.Flatten(),
+        nn.Linear(2 * width * 7 * 7, 256, bias=False), nn.BatchNorm1d(256), nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(256, NUM_CLASSES),
+    )
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "mlp": mlp,
+    "cnn": cnn,
+    "deep_cnn_bn": deep_cnn_bn,
+}
+
+
+def build_model(name: str, **options: object) -> nn.Module:
+    """Build a registered model; unknown names raise KeyError (configs are validated earlier)."""
+    return MODELS[name](**options)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,71 @@
+"""What a sweep will do before it runs: its trials, the resource plan and a calibrated estimate."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from fmnist_ray.config import SweepSpec, TrialConfig
+from fmnist_ray.data import FashionMNIST
+from fmnist_ray.train import measure_throughput
+
+
+@dataclass
+class SweepPlan:
+    trials: list[TrialConfig]  # grid trials, or the base config once per sample for searches
+    varied: list[str]  # the trial settings that differ between trials
+    space: dict[str, str]  # how each searched axis is sampled (random / Optuna)
+    concurrency: int
+    cpus: float
+    gpus: float
+    seconds: float  # estimated wall time, from calibration; an upper bound under ASHA
+
+
+def _varied_keys(trials: list[TrialConfig]) -> list[str]:
+    dumps = [t.model_dump() for t in trials]
+    return [k for k in dumps[0] if any(d[k] != dumps[0][k] for d in dumps)] if dumps else []
+
+
+def _trial_list(spec: SweepSpec) -> list[TrialConfig]:
+    if spec.search == "grid":
+        return [spec.trial_config(point) for point in spec.grid_points()]
+    return [spec.trial] * spec.num_samples * spec.seeds
+
+
+def _space(spec: SweepSpec) -> dict[str, str]:
+    if spec.search == "grid":
+        return {}
+    space = {}
+    for key, axis in spec.axes.items():
+        if isinstance(axis, list):
+            space[key] = f"choice {axis}"
+        else:
+            space[key] = f"{axis.kind} {getattr(axis, axis.kind)}"
+    if spec.variants:
+        space["variant"] = f"choice {[v.name for v in spec.variants]}"
+    return space
+
+
+def plan_sweep(spec: SweepSpec, data: FashionMNIST, cluster_cpus: float,
+               cluster_gpus: float = 0.0, calibrate: bool = True) -> SweepPlan:
+    """Expand the trials, fit them to the cluster, and time a few batches of each distinct model."""
+    trials = _trial_list(spec)
+    per_cpu = max(1, math.floor(cluster_cpus / spec.resources.cpu))
+    per_gpu = (math.floor(cluster_gpus / spec.resources.gpu) if spec.resources.gpu else per_cpu)
+    concurrency = max(1, min(per_cpu, per_gpu, spec.max_concurrent_trials or per_cpu))
+    seconds = 0.0
+    if calibrate:
+        speeds: dict[Any, float] = {}
+        n_train = len(data.train_labels)
+        eval_images = len(data.val_labels) + len(data.test_labels) / 2
+        for trial in trials:
+            key = (trial.model, tuple(trial.hidden_sizes), trial.width, trial.batch_size)
+            if key not in speeds:
+                speeds[key] = measure_throughput(trial, data, threads=spec.resources.cpu)
+            # Evaluation runs forward only, about a third of a training step per image.
+            epoch = (n_train + eval_images / 3) / speeds[key]
+            seconds += epoch * min(trial.epochs, spec.max_t)
+        seconds /= min(concurrency, len(trials)) or 1
+    return SweepPlan(trials, _varied_keys(trials), _space(spec), concurrency,
+                     spec.resources.cpu, spec.resources.gpu, seconds)

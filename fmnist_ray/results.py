@@ -1,0 +1,126 @@
+"""The tidy export of a sweep: `trials.parquet` (one row per trial) and `epochs.parquet`.
+
+Ray-free: the sweep layer hands in plain dicts; this module turns them into rows and writes
+them to local paths or cloud URIs (anything `pyarrow.fs` opens), atomically where it can.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.fs as pafs
+
+from fmnist_ray.config import TrialConfig
+from fmnist_ray.errors import UserError
+
+TRIALS_FILE = "trials.parquet"
+EPOCHS_FILE = "epochs.parquet"
+SPEC_FILE = "spec.yaml"
+EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                 "epoch_seconds", "eval_seconds", "images_per_second")
+
+
+def trial_status(ray_status: str, last_result: dict[str, Any], epochs: int) -> str:
+    """completed | early_stopped | diverged | errored | running | pending."""
+    if ray_status == "ERROR":
+        return "errored"
+    if ray_status in ("PENDING", "RUNNING", "PAUSED"):
+        return ray_status.lower()
+    if last_result.get("diverged"):
+        return "diverged"
+    if last_result.get("epoch", 0) < epochs:
+        return "early_stopped"
+    return "completed"
+
+
+def epoch_row(trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    return {"trial_id": trial_id, **{k: result.get(k) for k in EPOCH_COLUMNS}}
+
+
+def trial_row(trial_id: str, config: TrialConfig, variant: str | None, status: str,
+              history: list[dict[str, Any]], last: dict[str, Any], error: str | None,
+              ) -> dict[str, Any]:
+    """One row per trial: its settings, status, best/final/test metrics, cost and where it ran."""
+    settings = config.model_dump()
+    settings["hidden_sizes"] = "-".join(str(s) for s in settings["hidden_sizes"])
+    done = [h for h in history if h.get("val_accuracy") is not None]
+    return {
+        "trial_id": trial_id,
+        "variant": variant,
+        **settings,
+        "status": status,
+        "epochs_run": len(done),
+        "best_epoch": last.get("best_epoch"),
+        "best_val_accuracy": last.get("best_val_accuracy"),
+        "best_val_loss": last.get("best_val_loss"),
+        "final_train_loss": done[-1]["train_loss"] if done else None,
+        "final_val_loss": done[-1]["val_loss"] if done else None,
+        "final_val_accuracy": done[-1]["val_accuracy"] if done else None,
+        "test_accuracy": last.get("test_accuracy"),
+        "test_loss": last.get("test_loss"),
+        "test_confusion": last.get("test_confusion"),
+        "params": last.get("params"),
+        "seconds": sum(h.get("epoch_seconds", 0) + h.get("eval_seconds", 0) for h in done),
+        "images_per_second": (sum(h["images_per_second"] for h in done) / len(done)
+                              if done else None),
+        "node_id": last.get("node_id"),
+        "error": error,
+    }
+
+
+def open_storage(uri: str) -> tuple[pafs.FileSystem, str]:
+    """A filesystem and root path for a local directory or a URI such as `s3://bucket/dir`."""
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), str(Path(uri).expanduser().resolve())
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except Exception as exc:  # pyarrow raises several types for bad or unreachable URIs
+        raise UserError(f"{uri}: cannot open storage ({exc}); check the URI and credentials") \
+            from None
+
+
+def _write_bytes(fs: pafs.FileSystem, path: str, payload: bytes) -> None:
+    if isinstance(fs, pafs.LocalFileSystem):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        Path(tmp).write_bytes(payload)
+        os.replace(tmp, path)  # a reader never sees half a file, even if this process dies
+        return
+    with fs.open_output_stream(path) as stream:
+        stream.write(payload)
+
+
+def write_table(uri: str, filename: str, rows: list[dict[str, Any]]) -> None:
+    fs, root = open_storage(uri)
+    buffer = io.BytesIO()
+    pd.DataFrame(rows).to_parquet(buffer, index=False)
+    _write_bytes(fs, f"{root}/{filename}", buffer.getvalue())
+
+
+def write_text(uri: str, filename: str, text: str) -> None:
+    fs, root = open_storage(uri)
+    _write_bytes(fs, f"{root}/{filename}", text.encode())
+
+
+def read_table(uri: str, filename: str) -> pd.DataFrame:
+    fs, root = open_storage(uri)
+    try:
+        with fs.open_input_file(f"{root}/{filename}") as handle:
+            return pd.read_parquet(io.BytesIO(handle.read()))
+    except FileNotFoundError:
+        raise UserError(f"{uri}/{filename}: not found; is this a sweep results directory?") \
+            from None
+    except Exception as exc:  # truncated or foreign file
+        raise UserError(f"{uri}/{filename}: unreadable ({exc}); re-export it by resuming the "
+                        f"sweep") from None
+
+
+def confusion_matrix(row: pd.Series) -> list[list[int]] | None:
+    """The test confusion matrix stored in a trials row, if any."""
+    text = row.get("test_confusion")
+    return json.loads(text) if isinstance(text, str) and text else None

@@ -1,0 +1,258 @@
+"""The thin Ray Tune layer: a validated `SweepSpec` in, a finished sweep with a tidy export out.
+
+Data is loaded once on the driver and shared through the object store (`tune.with_parameters`);
+each trial restores its checkpoint, calls the Ray-free `train_trial`, and reports every epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+from fmnist_ray import results
+from fmnist_ray.cluster import current_node_id
+from fmnist_ray.config import Range, SweepSpec, spec_to_yaml
+from fmnist_ray.data import FashionMNIST
+from fmnist_ray.errors import UserError
+from fmnist_ray.models import count_parameters
+from fmnist_ray.train import EpochMetrics, TrainState, build_trial_model, train_trial
+
+CHECKPOINT_FILE = "state.pt"
+
+
+def _dimension(values: list[Any] | Range, searched: bool):
+    """A Tune search dimension: grids stay grids unless a searcher (Optuna) must sample them."""
+    if isinstance(values, list):
+        return tune.choice(values) if searched else tune.grid_search(values)
+    if values.kind == "choice":
+        return tune.choice(values.choice)
+    if values.kind == "uniform":
+        return tune.uniform(*values.uniform)
+    if values.kind == "loguniform":
+        return tune.loguniform(*values.loguniform)
+    low, high = values.randint
+    return tune.randint(low, high + 1)  # Tune's upper bound is exclusive; ours is inclusive
+
+
+def build_param_space(spec: SweepSpec) -> dict[str, Any]:
+    searched = spec.search == "optuna"
+    space = {key: _dimension(values, searched) for key, values in spec.axes.items()}
+    if spec.variants:
+        space["variant"] = _dimension([{"name": v.name, **v.settings} for v in spec.variants],
+                                      searched)
+    if spec.seeds > 1:
+        space["seed"] = tune.grid_search([spec.trial.seed + i for i in range(spec.seeds)])
+    return space
+
+
+def _report_metrics(metrics: EpochMetrics, state: TrainState, params: int) -> dict[str, Any]:
+    best = state.best
+    return {
+        **asdict(metrics),
+        "best_epoch": best.epoch,
+        "best_val_accuracy": best.val_accuracy,
+        "best_val_loss": best.val_loss,
+        "test_accuracy": best.test_accuracy,
+        "test_loss": best.test_loss,
+        "test_confusion": json.dumps(best.confusion) if best.confusion else None,
+        "params": params,
+        "node_id": current_node_id(),
+    }
+
+
+def run_trial(params: dict[str, Any], spec: SweepSpec, data: FashionMNIST) -> None:
+    """Ray Tune entry point: restore, train, report each epoch, checkpoint every N epochs."""
+    config = spec.trial_config(params)
+    start = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            start = TrainState.load(Path(directory) / CHECKPOINT_FILE)
+    params = count_parameters(build_trial_model(config))
+
+    def on_epoch(metrics: EpochMetrics, state: TrainState) -> None:
+        report = _report_metrics(metrics, state, params)
+        last = metrics.epoch == config.epochs or metrics.diverged
+        if metrics.epoch % spec.checkpoint_every and not last:
+            tune.report(report)
+            return
+        with tempfile.TemporaryDirectory() as directory:
+            state.save(Path(directory) / CHECKPOINT_FILE)
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
+
+    train_trial(config, data, on_epoch=on_epoch, start=start, threads=spec.resources.cpu)
+
+
+class ResultsExporter(tune.Callback):
+    """Keeps `trials.parquet` and `epochs.parquet` current while the sweep runs and at its end."""
+
+    def __init__(self, spec: SweepSpec, experiment_uri: str, every_seconds: float = 5.0,
+                 on_update: Callable[[list[dict[str, Any]]], None] | None = None):
+        self.spec = spec
+        self.uri = experiment_uri
+        self.every_seconds = every_seconds
+        self.on_update = on_update
+        self.epochs: dict[tuple[str, int], dict[str, Any]] = {}
+        self.last_write = 0.0
+        self.final_rows: list[dict[str, Any]] = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles callbacks into tuner.pkl; a live display cannot travel with them.
+        return {**self.__dict__, "on_update": None}
+
+    def _trial_rows(self, trials) -> list[dict[str, Any]]:
+        rows = []
+        for trial in trials:
+            config = self.spec.trial_config(trial.config)
+            history = sorted((r for (tid, _), r in self.epochs.items() if tid == trial.trial_id),
+                             key=lambda r: r["epoch"])
+            last = trial.last_result or {}
+            error = None
+            if trial.status == "ERROR":
+                error = error_summary(trial)
+            variant = trial.config.get("variant", {}).get("name")
+            status = results.trial_status(trial.status, last, config.epochs)
+            rows.append(results.trial_row(trial.trial_id, config, variant, status, history,
+                                          last, error))
+        return rows
+
+    def write(self, trials) -> None:
+        results.write_table(self.uri, results.TRIALS_FILE, self._trial_rows(trials))
+        results.write_table(self.uri, results.EPOCHS_FILE,
+                            sorted(self.epochs.values(), key=lambda r: (r["trial_id"], r["epoch"])))
+        self.last_write = time.monotonic()
+
+    def _show(self, trials) -> None:
+        if self.on_update is not None:
+            self.on_update(self._trial_rows(trials))
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._show(trials)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        # A trial retried from a checkpoint reports some epochs again: keep the newest.
+        self.epochs[(trial.trial_id, result["epoch"])] = results.epoch_row(trial.trial_id, result)
+        if time.monotonic() - self.last_write > self.every_seconds:
+            self.write(trials)
+        self._show(trials)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.write(trials)
+        self._show(trials)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.write(trials)
+        self._show(trials)
+
+    def on_experiment_end(self, trials, **info):
+        self.write(trials)
+        self.final_rows = self._trial_rows(trials)
+        if self.on_update is not None:
+            self.on_update(self.final_rows)
+
+
+def error_summary(trial) -> str:
+    """The last meaningful line of a trial's error, e.g. `RuntimeError: out of memory`."""
+    error = trial.get_error()
+    lines = [line.strip() for line in str(error or "unknown error").splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"
+
+
+def _experiment_uri(storage: str, name: str) -> str:
+    if "://" in storage:
+        return f"{storage.rstrip('/')}/{name}"
+    return str(Path(storage).expanduser().resolve() / name)
+
+
+def build_tuner(spec: SweepSpec, data: FashionMNIST, storage: str, name: str,
+                exporter: ResultsExporter) -> tune.Tuner:
+    searcher = None
+    if spec.search == "optuna":
+        searcher = OptunaSearch(seed=spec.trial.seed)
+        if spec.max_concurrent_trials:
+            searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent_trials)
+    scheduler = None
+    if spec.scheduler.type == "asha":
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=spec.max_t,
+                                  grace_period=spec.scheduler.grace_period,
+                                  reduction_factor=spec.scheduler.reduction_factor)
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, spec=spec, data=data),
+        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+    )
+    storage_path = storage if "://" in storage else str(Path(storage).expanduser().resolve())
+    return tune.Tuner(
+        trainable,
+        param_space=build_param_space(spec),
+        tune_config=tune.TuneConfig(
+            metric=spec.metric, mode=spec.resolved_mode, num_samples=spec.num_samples,
+            search_alg=searcher, scheduler=scheduler,
+            max_concurrent_trials=None if searcher else spec.max_concurrent_trials,
+        ),
+        run_config=tune.RunConfig(
+            name=name, storage_path=storage_path,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[exporter], verbose=0,  # progress is the caller's, through on_update
+        ),
+    )
+
+
+@dataclass
+class SweepSummary:
+    """What a finished sweep did: where its results are and how each trial ended."""
+
+    experiment_uri: str
+    seconds: float
+    statuses: dict[str, int] = field(default_factory=dict)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (trial id, error line)
+    best: dict[str, Any] | None = None
+
+
+def best_trial(rows: list[dict[str, Any]], spec: SweepSpec) -> dict[str, Any] | None:
+    """The trial whose best epoch scored best on the spec's metric (errored trials excluded)."""
+    column = "best_val_loss" if spec.metric.endswith("loss") else "best_val_accuracy"
+    scored = [r for r in rows if r["status"] != "errored" and r["test_accuracy"] is not None]
+    if not scored:
+        return None
+    sign = -1 if spec.resolved_mode == "min" else 1
+    return max(scored, key=lambda r: sign * r[column])
+
+
+def _already_used(uri: str) -> bool:
+    return "://" not in uri and Path(uri).is_dir() and any(Path(uri).iterdir())
+
+
+def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str, name: str | None = None,
+              on_update: Callable[[list[dict[str, Any]]], None] | None = None) -> SweepSummary:
+    """Run the sweep on the Ray the caller connected to; results go to `<storage>/<name>/`."""
+    name = name or spec.name
+    uri = _experiment_uri(storage, name)
+    if _already_used(uri):
+        raise UserError(f"{uri}: already holds a sweep; pass --name NEW to start another, or "
+                        f"move the directory away")
+    results.write_text(uri, results.SPEC_FILE, spec_to_yaml(spec))
+    # Ray's new console output ignores verbose=0 for its banners; the legacy engine honours it.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    exporter = ResultsExporter(spec, uri, on_update=on_update)
+    began = time.monotonic()
+    build_tuner(spec, data, storage, name, exporter).fit()
+    trials = exporter.final_rows
+    summary = SweepSummary(uri, time.monotonic() - began)
+    for row in trials:
+        summary.statuses[row["status"]] = summary.statuses.get(row["status"], 0) + 1
+        if row["status"] == "errored":
+            summary.errors.append((row["trial_id"], row["error"]))
+    summary.best = best_trial(trials, spec)
+    return summary

@@ -1,0 +1,310 @@
+"""Train one model on Fashion-MNIST: plain PyTorch, no Ray.
+
+The dataset lives on the training device as uint8 tensors and batches are index slices, so
+there is no per-sample DataLoader. Each epoch is reported through an `on_epoch` callback with
+a `TrainState` that can be saved and handed back as `start` to resume bit-for-bit.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fmnist_ray.config import TrialConfig
+from fmnist_ray.data import PIXEL_MEAN, PIXEL_STD, FashionMNIST
+from fmnist_ray.models import build_model, count_parameters
+
+EVAL_BATCH = 2048
+
+
+@dataclass
+class EpochMetrics:
+    """What one epoch measured; train metrics are running averages over the epoch's batches."""
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    epoch_seconds: float  # training only, excluding evaluation
+    eval_seconds: float
+    images_per_second: float
+    diverged: bool = False
+
+
+@dataclass
+class Best:
+    """The best-validation epoch so far and the test metrics of its weights."""
+
+    epoch: int = 0
+    val_accuracy: float = -1.0
+    val_loss: float = math.inf
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    confusion: list[list[int]] | None = None  # test confusion matrix, rows = true class
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue a run at `epoch + 1` with the same numbers."""
+
+    model: dict[str, Any]
+    optimizer: dict[str, Any]
+    epoch: int
+    rng: dict[str, Any]
+    best: Best
+    history: list[EpochMetrics] = field(default_factory=list)
+
+    def save(self, path: Path) -> None:
+        torch.save({**asdict(self), "best": asdict(self.best),
+                    "history": [asdict(m) for m in self.history]}, path)
+
+    @classmethod
+    def load(cls, path: Path) -> TrainState:
+        raw = torch.load(path, map_location="cpu", weights_only=False)
+        return cls(model=raw["model"], optimizer=raw["optimizer"], epoch=raw["epoch"],
+                   rng=raw["rng"], best=Best(**raw["best"]),
+                   history=[EpochMetrics(**m) for m in raw["history"]])
+
+
+@dataclass
+class TrialResult:
+    """The outcome of a run: `completed` or `diverged`, its history and the test metrics."""
+
+    status: str
+    epochs_run: int
+    best: Best
+    history: list[EpochMetrics]
+    params: int
+    seconds: float
+    device: str
+    precision: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "test_accuracy": self.best.test_accuracy,
+                "test_loss": self.best.test_loss, "best_epoch": self.best.epoch,
+                "best_val_accuracy": self.best.val_accuracy, "epochs_run": self.epochs_run,
+                "params": self.params, "seconds": round(self.seconds, 3), "device": self.device,
+                "precision": self.precision, "history": [asdict(m) for m in self.history]}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@cache
+def _cpu_has_fast_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`auto` picks bf16 where the hardware runs it fast (recent GPUs, CPUs with AMX/AVX512-BF16)."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if _cpu_has_fast_bf16() else "fp32"
+
+
+def build_trial_model(config: TrialConfig) -> nn.Module:
+    """The model a trial config names, with its options."""
+    return build_model(config.model, hidden_sizes=config.hidden_sizes, width=config.width,
+                       dropout=config.dropout)
+
+
+def build_optimizer(config: TrialConfig, params) -> torch.optim.Optimizer:
+    lr, wd = config.lr, config.weight_decay
+    name = config.optimizer
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd)
+    if name in ("sgd_momentum", "nesterov"):
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd,
+                               nesterov=name == "nesterov")
+    optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+                  "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad}
+    return optimizers[name](params, lr=lr, weight_decay=wd)
+
+
+class DeviceData:
+    """The three splits as uint8 tensors on one device, turned into float batches on demand."""
+
+    def __init__(self, data: FashionMNIST, device: torch.device, normalize: bool):
+        def to_device(array: np.ndarray) -> torch.Tensor:
+            # Arrays from Ray's object store are read-only; copy once so torch may own them.
+            return torch.from_numpy(np.array(array, copy=True)).to(device)
+
+        self.device = device
+        self.normalize = normalize
+        self.train = (to_device(data.train_images), to_device(data.train_labels).long())
+        self.val = (to_device(data.val_images), to_device(data.val_labels).long())
+        self.test = (to_device(data.test_images), to_device(data.test_labels).long())
+
+    def images(self, raw: torch.Tensor) -> torch.Tensor:
+        x = raw.unsqueeze(1).float().mul_(1 / 255)
+        return x.sub_(PIXEL_MEAN).div_(PIXEL_STD) if self.normalize else x
+
+
+def _autocast(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, data: DeviceData, split: tuple[torch.Tensor, torch.Tensor],
+             precision: str, confusion: bool = False):
+    """Mean loss and accuracy on a split (and its confusion matrix when asked)."""
+    model.eval()
+    images, labels = split
+    loss_sum = torch.zeros((), device=data.device)
+    counts = torch.zeros(100, dtype=torch.long, device=data.device)
+    correct = torch.zeros((), dtype=torch.long, device=data.device)
+    for start in range(0, len(labels), EVAL_BATCH):
+        y = labels[start:start + EVAL_BATCH]
+        with _autocast(data.device, precision):
+            logits = model(data.images(images[start:start + EVAL_BATCH]))
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+        pred = logits.argmax(1)
+        correct += (pred == y).sum()
+        if confusion:
+            counts += torch.bincount(y * 10 + pred, minlength=100)
+    n = max(1, len(labels))
+    matrix = counts.view(10, 10).tolist() if confusion else None
+    return loss_sum.item() / n, correct.item() / n, matrix
+
+
+def _capture_rng(shuffle: torch.Generator, device: torch.device) -> dict[str, Any]:
+    rng = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    return rng
+
+
+def _restore_rng(rng: dict[str, Any], shuffle: torch.Generator, device: torch.device) -> None:
+    torch.set_rng_state(rng["torch"])
+    shuffle.set_state(rng["shuffle"])
+    if device.type == "cuda" and "cuda" in rng:
+        torch.cuda.set_rng_state(rng["cuda"], device)
+
+
+def train_trial(
+    config: TrialConfig,
+    data: FashionMNIST,
+    on_epoch: Callable[[EpochMetrics, TrainState], None] | None = None,
+    start: TrainState | None = None,
+    threads: int | None = None,
+) -> TrialResult:
+    """Train `config.model` for `config.epochs` epochs, starting from `start` when given.
+
+    A NaN or infinite training loss ends the run with status `diverged`. The test set is
+    evaluated only for the weights of each new best-validation epoch, never used to choose.
+    """
+    began = time.perf_counter()
+    if threads:
+        torch.set_num_threads(max(1, int(threads)))
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    torch.manual_seed(config.seed)
+    shuffle = torch.Generator().manual_seed(config.seed)
+    model = build_trial_model(config).to(device)
+    optimizer = build_optimizer(config, model.parameters())
+    best, history, first_epoch = Best(), [], 1
+    if start is not None:
+        model.load_state_dict(start.model)
+        optimizer.load_state_dict(start.optimizer)
+        _restore_rng(start.rng, shuffle, device)
+        best, history, first_epoch = copy.deepcopy(start.best), list(start.history), start.epoch + 1
+    tensors = DeviceData(data, device, config.normalize)
+    train_x, train_y = tensors.train
+    n_train = len(train_y)
+    status = "completed"
+
+    for epoch in range(first_epoch, config.epochs + 1):
+        model.train()
+        tick = time.perf_counter()
+        order = torch.randperm(n_train, generator=shuffle).to(device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        for begin in range(0, n_train, config.batch_size):
+            idx = order[begin:begin + config.batch_size]
+            x, y = tensors.images(train_x[idx]), train_y[idx]
+            with _autocast(device, precision):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
+        train_loss = loss_sum.item() / n_train
+        train_seconds = time.perf_counter() - tick
+        diverged = not math.isfinite(train_loss)
+
+        tick = time.perf_counter()
+        val_loss, val_acc, _ = evaluate(model, tensors, tensors.val, precision)
+        if not diverged and val_acc > best.val_accuracy:
+            test_loss, test_acc, matrix = evaluate(model, tensors, tensors.test, precision, True)
+            best = Best(epoch, val_acc, val_loss, test_loss, test_acc, matrix)
+        metrics = EpochMetrics(
+            epoch=epoch, train_loss=train_loss, train_accuracy=correct.item() / n_train,
+            val_loss=val_loss, val_accuracy=val_acc, epoch_seconds=train_seconds,
+            eval_seconds=time.perf_counter() - tick,
+            images_per_second=n_train / max(train_seconds, 1e-9), diverged=diverged,
+        )
+        history.append(metrics)
+        if on_epoch is not None:
+            state = TrainState(model.state_dict(), optimizer.state_dict(), epoch,
+                               _capture_rng(shuffle, device), best, history)
+            on_epoch(metrics, state)
+        if diverged:
+            status = "diverged"
+            break
+
+    return TrialResult(status=status, epochs_run=len(history), best=best, history=history,
+                       params=count_parameters(model), seconds=time.perf_counter() - began,
+                       device=str(device), precision=precision)
+
+
+def measure_throughput(config: TrialConfig, data: FashionMNIST, batches: int = 20,
+                       threads: int | None = None) -> float:
+    """Training images per second for `config` over a few batches, after one warm-up batch."""
+    if threads:
+        torch.set_num_threads(max(1, int(threads)))
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    torch.manual_seed(config.seed)
+    model = build_trial_model(config).to(device).train()
+    optimizer = build_optimizer(config, model.parameters())
+    tensors = DeviceData(data, device, config.normalize)
+    train_x, train_y = tensors.train
+    batch = min(config.batch_size, len(train_y))
+    tick = 0.0
+    for step in range(batches + 1):
+        if step == 1:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            tick = time.perf_counter()
+        idx = torch.randint(len(train_y), (batch,), device=device)
+        with _autocast(device, precision):
+            loss = F.cross_entropy(model(tensors.images(train_x[idx])).float(), train_y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return batches * batch / max(time.perf_counter() - tick, 1e-9)

@@ -128,8 +128,9 @@ def train(
                            weight_decay=weight_decay, momentum=momentum, seed=seed, device=device,
                            precision=precision)
     dataset = load_fashion_mnist(data_dir)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[m]}"),
-                        TimeElapsedColumn(), console=err_console, disable=as_json)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                        TextColumn("{task.fields[m]}"), TimeElapsedColumn(),
+                        console=err_console, disable=as_json)
     with progress:
         task = progress.add_task(f"{config.model} epoch 0/{config.epochs}", total=config.epochs,
                                  m="")

@@ -41,7 +41,7 @@ class TrialConfig(_Strict):
     seed: int = Field(default=0, ge=0)
     normalize: bool = True  # standardize pixels with the training mean/std
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the hardware is fast at it
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the hardware is fast
 
     @field_validator("model")
     @classmethod
@@ -161,7 +161,8 @@ class SweepSpec(_Strict):
         if self.seeds > 1:
             dims["seed"] = [self.trial.seed + i for i in range(self.seeds)]
         keys = list(dims)
-        points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*dims.values())]
+        combos = itertools.product(*dims.values())
+        points = [dict(zip(keys, combo, strict=True)) for combo in combos]
         return points * self.num_samples
 
 
@@ -244,14 +245,16 @@ def _semantic_problems(spec: SweepSpec) -> list[str]:
             try:
                 TrialConfig(**{**base, key: value})
             except ValidationError as exc:
-                problems.append(f"{path}: value {value!r}: {_describe(exc.errors()[0]).split(': ', 1)[1]}")
+                reason = _describe(exc.errors()[0]).split(": ", 1)[1]
+                problems.append(f"{path}: value {value!r}: {reason}")
     for i, variant in enumerate(spec.variants):
         for key in variant.settings:
             if key not in trial_keys:
                 problems.append(f"variants.{i}.{key}: not a trial setting; "
                                 f"{_suggest_key(key, trial_keys)}")
         try:
-            TrialConfig(**{**base, **{k: v for k, v in variant.settings.items() if k in trial_keys}})
+            known = {k: v for k, v in variant.settings.items() if k in trial_keys}
+            TrialConfig(**{**base, **known})
         except ValidationError as exc:
             problems += [f"variants.{i}.{_describe(e)}" for e in exc.errors()]
     names = [v.name for v in spec.variants]

@@ -115,7 +115,7 @@ def _cpu_has_fast_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """`auto` picks bf16 where the hardware runs it fast (recent GPUs, CPUs with AMX/AVX512-BF16)."""
+    """`auto` picks bf16 where the hardware runs it fast (recent GPUs, AMX/AVX512-BF16 CPUs)."""
     if precision != "auto":
         return precision
     if device.type == "cuda":

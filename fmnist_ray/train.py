@@ -26,6 +26,9 @@ from fmnist_ray.data import PIXEL_MEAN, PIXEL_STD, FashionMNIST
 from fmnist_ray.models import build_model, count_parameters
 
 EVAL_BATCH = 2048
+# A 10-class model starts near ln(10) = 2.3; an epoch's mean training loss ten times that
+# (or NaN/inf) means the run has blown up and will not recover.
+DIVERGED_LOSS = 10 * math.log(10)
 
 
 @dataclass
@@ -211,7 +214,7 @@ def train_trial(
 ) -> TrialResult:
     """Train `config.model` for `config.epochs` epochs, starting from `start` when given.
 
-    A NaN or infinite training loss ends the run with status `diverged`. The test set is
+    A NaN, infinite or exploding (> DIVERGED_LOSS) training loss ends the run as `diverged`. The test set is
     evaluated only for the weights of each new best-validation epoch, never used to choose.
     """
     began = time.perf_counter()
@@ -253,7 +256,7 @@ def train_trial(
             correct += (logits.detach().argmax(1) == y).sum()
         train_loss = loss_sum.item() / n_train
         train_seconds = time.perf_counter() - tick
-        diverged = not math.isfinite(train_loss)
+        diverged = not math.isfinite(train_loss) or train_loss > DIVERGED_LOSS
 
         tick = time.perf_counter()
         val_loss, val_acc, _ = evaluate(model, tensors, tensors.val, precision)

@@ -1,0 +1,83 @@
+import math
+
+import pytest
+import torch
+
+from fmnist_ray.config import TrialConfig
+from fmnist_ray.data import load_fashion_mnist
+from fmnist_ray.train import TrainState, build_optimizer, train_trial
+
+
+@pytest.fixture(scope="module")
+def data(synthetic_dir):
+    return load_fashion_mnist(synthetic_dir)
+
+
+def test_loss_falls_and_accuracy_rises(data):
+    config = TrialConfig(model="mlp", hidden_sizes=[64], epochs=4, batch_size=32, lr=3e-3)
+    result = train_trial(config, data)
+    losses = [m.train_loss for m in result.history]
+    assert result.status == "completed" and result.epochs_run == 4
+    assert losses[-1] < losses[0] / 2
+    assert result.best.val_accuracy > 0.9
+    assert result.best.test_accuracy > 0.9
+    assert sum(map(sum, result.best.confusion)) == 300
+
+
+def test_test_metrics_come_from_the_best_validation_epoch(data):
+    seen = []
+    config = TrialConfig(model="mlp", hidden_sizes=[32], epochs=3, batch_size=64)
+    result = train_trial(config, data, on_epoch=lambda m, s: seen.append((m, s.best)))
+    best_epoch = max(seen, key=lambda pair: pair[0].val_accuracy)[0].epoch
+    assert result.best.epoch == best_epoch
+    assert [m.epoch for m, _ in seen] == [1, 2, 3]
+    assert all(m.images_per_second > 0 and m.epoch_seconds > 0 for m, _ in seen)
+
+
+@pytest.mark.parametrize("model", ["mlp", "deep_cnn_bn"])
+def test_resume_from_saved_state_equals_an_uninterrupted_run(data, tmp_path, model):
+    config = TrialConfig(model=model, hidden_sizes=[32], width=4, dropout=0.3, epochs=3,
+                         batch_size=128, seed=7)
+    full = train_trial(config, data)
+
+    def save_after_first_epoch(metrics, state):
+        if metrics.epoch == 1:
+            state.save(tmp_path / "state.pt")
+            raise KeyboardInterrupt  # the run dies here
+
+    with pytest.raises(KeyboardInterrupt):
+        train_trial(config, data, on_epoch=save_after_first_epoch)
+    resumed = train_trial(config, data, start=TrainState.load(tmp_path / "state.pt"))
+    assert [m.epoch for m in resumed.history] == [1, 2, 3]
+    for a, b in zip(full.history, resumed.history, strict=True):
+        assert (a.train_loss, a.val_loss, a.val_accuracy) == (b.train_loss, b.val_loss,
+                                                              b.val_accuracy)
+    assert full.best.test_loss == resumed.best.test_loss
+
+
+def test_a_nan_loss_ends_the_run_as_diverged(data):
+    config = TrialConfig(model="mlp", hidden_sizes=[64], optimizer="sgd_momentum", lr=10.0,
+                         epochs=5)
+    result = train_trial(config, data)
+    assert result.status == "diverged"
+    assert result.epochs_run == 1
+    assert not math.isfinite(result.history[-1].train_loss)
+    assert result.best.test_accuracy is None  # no sound epoch to evaluate
+
+
+def test_an_exploding_finite_loss_also_counts_as_diverged(data):
+    config = TrialConfig(model="cnn", width=4, optimizer="sgd", lr=50.0, epochs=3)
+    result = train_trial(config, data)
+    assert result.status == "diverged"
+    assert math.isfinite(result.history[-1].train_loss)
+    assert result.history[-1].train_loss > 23
+
+
+@pytest.mark.parametrize("name", ["sgd", "sgd_momentum", "nesterov", "adam", "adamw",
+                                  "rmsprop", "adagrad"])
+def test_every_optimizer_builds(name):
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    optimizer = build_optimizer(TrialConfig(optimizer=name, lr=0.1), params)
+    assert optimizer.param_groups[0]["lr"] == 0.1
+    if name == "nesterov":
+        assert optimizer.param_groups[0]["nesterov"] is True

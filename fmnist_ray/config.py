@@ -102,7 +102,8 @@ class Range(_Strict):
 
     @property
     def kind(self) -> str:
-        kinds = [k for k in ("choice", "uniform", "loguniform", "randint") if getattr(self, k)]
+        kinds = [k for k in ("choice", "uniform", "loguniform", "randint")
+                 if getattr(self, k) is not None]
         return kinds[0] if len(kinds) == 1 else ""
 
 
@@ -218,6 +219,7 @@ def _semantic_problems(spec: SweepSpec) -> list[str]:
     base = spec.trial.model_dump()
     for key, axis in spec.axes.items():
         path = f"axes.{key}"
+        found = len(problems)
         if key not in trial_keys:
             problems.append(f"{path}: not a trial setting; {_suggest_key(key, trial_keys)}")
             continue
@@ -241,6 +243,8 @@ def _semantic_problems(spec: SweepSpec) -> list[str]:
                     problems.append(f"{path}.{axis.kind}: low {low} must be below high {high}")
                 if axis.kind == "loguniform" and low <= 0:
                     problems.append(f"{path}.loguniform: a log scale needs low > 0 (got {low})")
+        if len(problems) > found:
+            continue  # the range itself is wrong; its endpoints would only repeat that
         for value in values:
             try:
                 TrialConfig(**{**base, key: value})

@@ -214,7 +214,7 @@ def train_trial(
 ) -> TrialResult:
     """Train `config.model` for `config.epochs` epochs, starting from `start` when given.
 
-    A NaN, infinite or exploding (> DIVERGED_LOSS) training loss ends the run as `diverged`. The test set is
+    A NaN, infinite or exploding training loss (see DIVERGED_LOSS) ends the run: `diverged`.
     evaluated only for the weights of each new best-validation epoch, never used to choose.
     """
     began = time.perf_counter()

@@ -61,5 +61,5 @@ def run_cli(*args: str, timeout: float = 300, env: dict | None = None
 
 real_data = pytest.mark.skipif(
     not all((DEBIAN_DIR / f.name).is_file() for f in FILES.values()),
-    reason=f"the real dataset is not installed in {DEBIAN_DIR} (apt-get install dataset-fashion-mnist)",
+    reason=f"no real dataset in {DEBIAN_DIR} (apt-get install dataset-fashion-mnist)",
 )

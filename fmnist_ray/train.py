@@ -215,7 +215,8 @@ def train_trial(
     """Train `config.model` for `config.epochs` epochs, starting from `start` when given.
 
     A NaN, infinite or exploding training loss (see DIVERGED_LOSS) ends the run: `diverged`.
-    The test set is evaluated only for the weights of each new best-validation epoch, never used to choose.
+    The test set is evaluated only for the weights of each new best-validation epoch, and
+    never used to choose.
     """
     began = time.perf_counter()
     if threads:

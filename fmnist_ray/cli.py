@@ -189,7 +189,8 @@ def _trials_table(rows: list[dict], spec) -> Table:
                   title_justify="left")
     for column in ("trial", "status", *(["variant"] if spec.variants else []), *varied,
                    "epoch", "val acc", "best val acc", "test acc"):
-        table.add_column(column, justify="left" if column in ("trial", "status") else "right")
+        table.add_column(column, justify="left" if column in ("trial", "status") else "right",
+                         no_wrap=column == "trial")
     for r in rows:
         cells = [r["trial_id"], r["status"]] + ([r["variant"] or ""] if spec.variants else [])
         cells += [str(r[k]) for k in varied]
@@ -256,7 +257,8 @@ def sweep(
                       f"{best['best_val_accuracy']:.4f} (epoch {best['best_epoch']})")
     if summary.errors:
         for trial_id, error in summary.errors:
-            err_console.print(f"[bold red]errored:[/] trial {trial_id}: {error}", highlight=False)
+            err_console.print(f"[bold red]errored:[/] trial {trial_id}: {error}", highlight=False,
+                              soft_wrap=True)
         raise typer.Exit(1)
 
 

@@ -261,6 +261,12 @@ def _semantic_problems(spec: SweepSpec) -> list[str]:
             TrialConfig(**{**base, **known})
         except ValidationError as exc:
             problems += [f"variants.{i}.{_describe(e)}" for e in exc.errors()]
+    devices = [spec.trial.device, *(v.settings.get("device", "") for v in spec.variants)]
+    if isinstance(spec.axes.get("device"), list):
+        devices += spec.axes["device"]
+    if spec.resources.gpu == 0 and any(str(d).startswith("cuda") for d in devices):
+        problems.append("resources.gpu: trials ask for device cuda but reserve no GPU; set "
+                        "resources.gpu (e.g. 1 or 0.25) or use device: auto")
     names = [v.name for v in spec.variants]
     if len(set(names)) != len(names):
         problems.append("variants: names must be unique")

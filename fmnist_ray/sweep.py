@@ -7,6 +7,7 @@ each trial restores its checkpoint, calls the Ray-free `train_trial`, and report
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
@@ -29,6 +31,7 @@ from fmnist_ray.models import count_parameters
 from fmnist_ray.train import EpochMetrics, TrainState, build_trial_model, train_trial
 
 CHECKPOINT_FILE = "state.pt"
+FAULT_ENV = "FMNIST_RAY_FAULT"
 
 
 def _dimension(values: list[Any] | Range, searched: bool):
@@ -58,17 +61,28 @@ def build_param_space(spec: SweepSpec) -> dict[str, Any]:
 
 def _report_metrics(metrics: EpochMetrics, state: TrainState, params: int) -> dict[str, Any]:
     best = state.best
+    scored = best.epoch > 0  # a run that diverged in its first epoch has no best epoch
     return {
         **asdict(metrics),
-        "best_epoch": best.epoch,
-        "best_val_accuracy": best.val_accuracy,
-        "best_val_loss": best.val_loss,
+        "best_epoch": best.epoch if scored else None,
+        "best_val_accuracy": best.val_accuracy if scored else None,
+        "best_val_loss": best.val_loss if scored else None,
         "test_accuracy": best.test_accuracy,
         "test_loss": best.test_loss,
         "test_confusion": json.dumps(best.confusion) if best.confusion else None,
         "params": params,
         "node_id": current_node_id(),
     }
+
+
+def _inject_fault(config_values: dict[str, Any], epoch: int) -> None:
+    """Fail on purpose where `FMNIST_RAY_FAULT=error:KEY=VALUE[@EPOCH]` matches (for tests)."""
+    fault = os.environ.get(FAULT_ENV, "")
+    kind, _, target = fault.partition(":")
+    match, _, at_epoch = target.partition("@")
+    key, _, value = match.partition("=")
+    if kind == "error" and str(config_values.get(key)) == value and epoch == int(at_epoch or 1):
+        raise RuntimeError(f"injected fault ({FAULT_ENV}={fault})")
 
 
 def run_trial(params: dict[str, Any], spec: SweepSpec, data: FashionMNIST) -> None:
@@ -82,6 +96,7 @@ def run_trial(params: dict[str, Any], spec: SweepSpec, data: FashionMNIST) -> No
     params = count_parameters(build_trial_model(config))
 
     def on_epoch(metrics: EpochMetrics, state: TrainState) -> None:
+        _inject_fault(config.model_dump(), metrics.epoch)
         report = _report_metrics(metrics, state, params)
         last = metrics.epoch == config.epochs or metrics.diverged
         if metrics.epoch % spec.checkpoint_every and not last:
@@ -166,7 +181,8 @@ def error_summary(trial) -> str:
     """The last meaningful line of a trial's error, e.g. `RuntimeError: out of memory`."""
     error = trial.get_error()
     lines = [line.strip() for line in str(error or "unknown error").splitlines() if line.strip()]
-    return lines[-1] if lines else "unknown error"
+    where = f" (traceback: {trial.path}/error.txt)" if trial.path else ""
+    return (lines[-1] if lines else "unknown error") + where
 
 
 def _experiment_uri(storage: str, name: str) -> str:
@@ -204,7 +220,8 @@ def build_tuner(spec: SweepSpec, data: FashionMNIST, storage: str, name: str,
             name=name, storage_path=storage_path,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[exporter], verbose=0,  # progress is the caller's, through on_update
+            callbacks=[exporter, JsonLoggerCallback(), CSVLoggerCallback()],
+            verbose=0,  # progress is the caller's, through on_update
         ),
     )
 
@@ -245,6 +262,11 @@ def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str, name: str | Non
     results.write_text(uri, results.SPEC_FILE, spec_to_yaml(spec))
     # Ray's new console output ignores verbose=0 for its banners; the legacy engine honours it.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Keep Ray's JSON/CSV result files (report falls back on them) but not TensorBoard's.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # A failed trial's traceback goes to its error.txt; the summary names it in one line.
+    for noisy in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     exporter = ResultsExporter(spec, uri, on_update=on_update)
     began = time.monotonic()
     build_tuner(spec, data, storage, name, exporter).fit()

@@ -1,0 +1,115 @@
+"""Sweeps on a real local Ray, driven through the CLI as a user would."""
+
+import pandas as pd
+import pytest
+
+from .conftest import run_cli
+
+
+def read(results, name):
+    return (pd.read_parquet(results / name / "trials.parquet"),
+            pd.read_parquet(results / name / "epochs.parquet"))
+
+
+def test_smoke_sweep_writes_one_row_per_trial_and_epoch(tmp_path, synthetic_dir):
+    result = run_cli("sweep", "sweeps/smoke.yaml", "--storage", str(tmp_path), "--quiet",
+                     "--data-dir", str(synthetic_dir))
+    assert result.returncode == 0, result.stderr
+    assert "sweep finished" in result.stdout and "2 completed" in result.stdout
+    trials, epochs = read(tmp_path, "smoke")
+    assert len(trials) == 2 and trials["trial_id"].is_unique
+    assert sorted(trials["lr"]) == [0.001, 0.003]
+    assert set(trials["status"]) == {"completed"}
+    assert trials["test_accuracy"].between(0, 1).all() and trials["node_id"].str.len().gt(0).all()
+    assert len(epochs) == 2 * 2
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert (tmp_path / "smoke" / "spec.yaml").is_file()
+
+    again = run_cli("sweep", "sweeps/smoke.yaml", "--storage", str(tmp_path), "--quiet",
+                    "--data-dir", str(synthetic_dir))
+    assert again.returncode == 2
+    assert "already holds a sweep; pass --name NEW" in again.stderr
+    assert len(pd.read_parquet(tmp_path / "smoke" / "trials.parquet")) == 2  # nothing lost
+
+
+MIXED = """
+name: mixed
+trial: {model: mlp, hidden_sizes: [32], optimizer: sgd_momentum, epochs: 2, batch_size: 128}
+axes:
+  lr: [0.01, 10.0, 0.02]
+max_failures: 0
+"""
+
+
+def test_diverged_is_data_but_an_errored_trial_exits_1_and_is_named(tmp_path, synthetic_dir):
+    spec = tmp_path / "mixed.yaml"
+    spec.write_text(MIXED)
+    result = run_cli("sweep", str(spec), "--storage", str(tmp_path / "out"), "--quiet",
+                     "--data-dir", str(synthetic_dir),
+                     env={"FMNIST_RAY_FAULT": "error:lr=0.02@2"})
+    assert result.returncode == 1, result.stderr
+    assert "1 completed, 1 diverged, 1 errored" in result.stdout
+    trials, epochs = read(tmp_path / "out", "mixed")
+    by_lr = trials.set_index("lr")
+    assert by_lr.loc[0.01, "status"] == "completed"
+    assert by_lr.loc[10.0, "status"] == "diverged"
+    assert by_lr.loc[0.02, "status"] == "errored"
+    errored_id = by_lr.loc[0.02, "trial_id"]
+    assert f"errored: trial {errored_id}: RuntimeError: injected fault" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "injected fault" in by_lr.loc[0.02, "error"]
+    assert len(epochs[epochs["trial_id"] == errored_id]) == 1  # its first epoch is kept
+
+
+ASHA = """
+name: asha
+trial: {model: mlp, hidden_sizes: [16], optimizer: sgd, epochs: 4, batch_size: 256}
+axes:
+  lr: [0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001]  # strong first: ASHA compares with earlier trials
+scheduler: {type: asha, grace_period: 1, reduction_factor: 2}
+"""
+
+
+def test_asha_stops_weak_trials_early(tmp_path, synthetic_dir):
+    spec = tmp_path / "asha.yaml"
+    spec.write_text(ASHA)
+    result = run_cli("sweep", str(spec), "--storage", str(tmp_path), "--quiet",
+                     "--data-dir", str(synthetic_dir))
+    assert result.returncode == 0, result.stderr
+    trials, epochs = read(tmp_path, "asha")
+    assert len(trials) == 6
+    assert (trials["status"] == "early_stopped").sum() >= 2
+    assert len(epochs) == trials["epochs_run"].sum() < 6 * 4
+
+
+def test_optuna_search_samples_the_space(tmp_path, synthetic_dir):
+    spec = tmp_path / "tpe.yaml"
+    spec.write_text("name: tpe\ntrial: {model: mlp, hidden_sizes: [16], epochs: 1}\n"
+                    "search: optuna\nnum_samples: 3\n"
+                    "axes: {lr: {loguniform: [0.0001, 0.01]}, batch_size: [64, 128]}\n")
+    result = run_cli("sweep", str(spec), "--storage", str(tmp_path), "--quiet",
+                     "--data-dir", str(synthetic_dir))
+    assert result.returncode == 0, result.stderr
+    trials, _ = read(tmp_path, "tpe")
+    assert len(trials) == 3
+    assert trials["lr"].between(1e-4, 1e-2).all() and trials["lr"].nunique() == 3
+    assert set(trials["batch_size"]) <= {64, 128}
+
+
+def test_dry_run_lists_trials_and_estimates_without_training(tmp_path, synthetic_dir):
+    result = run_cli("sweep", "sweeps/smoke.yaml", "--dry-run", "--storage", str(tmp_path),
+                     "--data-dir", str(synthetic_dir), "--set", "seeds=2")
+    assert result.returncode == 0, result.stderr
+    assert "4 trial(s)" in result.stdout
+    assert "1 CPU + 0 GPU per trial" in result.stdout
+    assert "estimated wall time:" in result.stdout
+    assert not (tmp_path / "smoke").exists()
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:1"])
+def test_unreachable_cluster_is_a_clear_error(tmp_path, synthetic_dir, address):
+    result = run_cli("sweep", "sweeps/smoke.yaml", "--address", address, "--storage",
+                     str(tmp_path), "--quiet", "--data-dir", str(synthetic_dir), timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert f"cannot connect to {address}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -20,8 +20,8 @@ from fmnist_ray.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fashion-MNIST training studies as Ray Tune sweeps, with HTML reports.")
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", envvar="FMNIST_DATA",
@@ -200,6 +200,28 @@ def _trials_table(rows: list[dict], spec) -> Table:
     return table
 
 
+class _LogLines:
+    """Progress for non-terminals: a line whenever a trial changes status."""
+
+    def __init__(self, spec) -> None:
+        self.varied = [k for k in spec.axes] + (["variant"] if spec.variants else []) + (
+            ["seed"] if spec.seeds > 1 else [])
+        self.seen: dict[str, str] = {}
+
+    def __call__(self, rows: list[dict]) -> None:
+        done = sum(r["status"] not in ("pending", "running") for r in rows)
+        for r in rows:
+            if r["status"] == "pending" or self.seen.get(r["trial_id"]) == r["status"]:
+                continue
+            self.seen[r["trial_id"]] = r["status"]
+            settings = " ".join(f"{k}={r[k]}" for k in self.varied)
+            scores = (f" epochs {r['epochs_run']}/{r['epochs']} best val acc "
+                      f"{_fmt(r['best_val_accuracy'])} test acc {_fmt(r['test_accuracy'])}"
+                      if r["status"] != "running" else "")
+            console.print(f"[{done}/{len(rows)}] trial {r['trial_id']} {r['status']}: "
+                          f"{settings}{scores}", highlight=False, soft_wrap=True)
+
+
 @app.command()
 @user_errors
 def sweep(
@@ -236,17 +258,17 @@ def sweep(
     from fmnist_ray.cluster import ray_session
     from fmnist_ray.sweep import run_sweep
 
-    live = Live(_trials_table([], spec), console=console, refresh_per_second=2,
-                auto_refresh=False)
     with ray_session(address):
         if quiet:
             summary = run_sweep(spec, dataset, storage, name=name)
-        else:
-            with live:
+        elif console.is_terminal:
+            with Live(_trials_table([], spec), console=console, auto_refresh=False) as live:
                 summary = run_sweep(
                     spec, dataset, storage, name=name,
                     on_update=lambda rows: live.update(_trials_table(rows, spec), refresh=True))
             console.print()
+        else:  # a log file or CI: one line each time a trial starts or ends
+            summary = run_sweep(spec, dataset, storage, name=name, on_update=_LogLines(spec))
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items()))
     console.print(f"sweep finished in {summary.seconds:.0f} s: {counts}")
     console.print(f"results: {summary.experiment_uri}/trials.parquet, epochs.parquet")

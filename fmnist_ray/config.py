@@ -29,7 +29,7 @@ class TrialConfig(_Strict):
     """Everything one training run needs; the same object drives `train` with or without Ray."""
 
     model: str = "cnn"  # a name from fmnist_ray.models.MODELS
-    hidden_sizes: list[Annotated[int, Field(ge=1)]] = Field(default=[256], min_length=1)  # mlp
+    hidden_sizes: list[Annotated[int, Field(ge=1)]] = Field(default=[512], min_length=1)  # mlp
     width: int = Field(default=32, ge=1)  # base conv channels of cnn / deep_cnn_bn
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     optimizer: str = "adam"

@@ -12,7 +12,7 @@ from torch import nn
 NUM_CLASSES = 10
 
 
-def mlp(hidden_sizes: Sequence[int] = (256,), dropout: float = 0.0, **_: object) -> nn.Module:
+def mlp(hidden_sizes: Sequence[int] = (512,), dropout: float = 0.0, **_: object) -> nn.Module:
     """Fully connected network: one Linear-ReLU(-Dropout) block per hidden size."""
     layers: list[nn.Module] = [nn.Flatten()]
     width = 28 * 28

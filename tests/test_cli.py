@@ -1,0 +1,48 @@
+import json
+
+from typer.testing import CliRunner
+
+from fmnist_ray.cli import app
+
+from .conftest import real_data, run_cli
+
+runner = CliRunner()
+
+
+def test_train_prints_the_epoch_table_and_test_accuracy(synthetic_dir):
+    result = runner.invoke(app, ["train", "--model", "mlp", "--hidden", "32", "--epochs", "2",
+                                 "--data-dir", str(synthetic_dir)])
+    assert result.exit_code == 0, result.output
+    assert "val acc" in result.stdout and "test accuracy" in result.stdout
+    assert "weights of best validation epoch" in result.stdout
+
+
+def test_train_json_is_one_object_with_history(synthetic_dir):
+    result = runner.invoke(app, ["train", "--model", "cnn", "--width", "4", "--epochs", "2",
+                                 "--json", "--data-dir", str(synthetic_dir)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["status"] == "completed"
+    assert {"test_accuracy", "test_loss", "best_epoch", "history", "params", "seconds"} <= set(
+        payload)
+    assert [h["epoch"] for h in payload["history"]] == [1, 2]
+
+
+def test_train_reports_divergence_with_the_fix(synthetic_dir):
+    result = runner.invoke(app, ["train", "--model", "mlp", "--optimizer", "sgd_momentum",
+                                 "--lr", "10", "--epochs", "3", "--data-dir", str(synthetic_dir)])
+    assert result.exit_code == 0, result.output
+    assert "diverged at epoch 1" in result.stdout and "lower --lr" in result.stdout
+
+
+def test_bad_hidden_sizes_are_one_line(synthetic_dir):
+    result = runner.invoke(app, ["train", "--hidden", "64,x", "--data-dir", str(synthetic_dir)])
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith("error: --hidden: '64,x' is not a comma-separated")
+
+
+@real_data
+def test_train_on_the_real_dataset_learns():
+    result = run_cli("train", "--model", "mlp", "--epochs", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["test_accuracy"] > 0.8

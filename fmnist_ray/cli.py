@@ -244,7 +244,8 @@ def sweep(
     from fmnist_ray.config import load_spec
     from fmnist_ray.data import load_fashion_mnist
 
-    spec = load_spec(spec_file, overrides or [])
+    # --name is validated like the spec's own name (it becomes a directory).
+    spec = load_spec(spec_file, [*(overrides or []), *([f"name={name}"] if name else [])])
     dataset = load_fashion_mnist(data_dir)
     if dry_run:
         from fmnist_ray.plan import plan_sweep
@@ -260,15 +261,15 @@ def sweep(
 
     with ray_session(address):
         if quiet:
-            summary = run_sweep(spec, dataset, storage, name=name)
+            summary = run_sweep(spec, dataset, storage)
         elif console.is_terminal:
             with Live(_trials_table([], spec), console=console, auto_refresh=False) as live:
                 summary = run_sweep(
-                    spec, dataset, storage, name=name,
+                    spec, dataset, storage,
                     on_update=lambda rows: live.update(_trials_table(rows, spec), refresh=True))
             console.print()
         else:  # a log file or CI: one line each time a trial starts or ends
-            summary = run_sweep(spec, dataset, storage, name=name, on_update=_LogLines(spec))
+            summary = run_sweep(spec, dataset, storage, on_update=_LogLines(spec))
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items()))
     console.print(f"sweep finished in {summary.seconds:.0f} s: {counts}")
     console.print(f"results: {summary.experiment_uri}/trials.parquet, epochs.parquet")

@@ -251,10 +251,10 @@ def _already_used(uri: str) -> bool:
     return "://" not in uri and Path(uri).is_dir() and any(Path(uri).iterdir())
 
 
-def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str, name: str | None = None,
+def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str,
               on_update: Callable[[list[dict[str, Any]]], None] | None = None) -> SweepSummary:
-    """Run the sweep on the Ray the caller connected to; results go to `<storage>/<name>/`."""
-    name = name or spec.name
+    """Run the sweep on the Ray the caller connected to; results go to `<storage>/<spec.name>/`."""
+    name = spec.name
     uri = _experiment_uri(storage, name)
     if _already_used(uri):
         raise UserError(f"{uri}: already holds a sweep; pass --name NEW to start another, or "

@@ -199,6 +199,9 @@ def _describe(error: dict) -> str:
         return f"{path}: unknown key; {_suggest_key(str(loc[-1]), _fields_at(loc))}"
     if kind == "missing":
         return f"{path}: required key is missing; add it"
+    if kind == "string_pattern_mismatch":  # only names have patterns: they become directories
+        return (f"{path}: use letters, digits and _ . - only, starting with a letter or digit "
+                f"(got {error['input']!r})")
     message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
     return f"{path}: {message} (got {error['input']!r})"
 

@@ -53,7 +53,7 @@ MALFORMED = [
     ("variant with a typo", "name: x\nvariants: [{name: a, modle: cnn}]\n",
      "variants.0.modle: not a trial setting; did you mean 'model'?"),
     ("unknown metric", "name: x\nmetric: test_accuracy\n", "metric: must be"),
-    ("bad sweep name", "name: 'my sweep!'\n", "name: String should match pattern"),
+    ("bad sweep name", "name: 'my sweep!'\n", "name: use letters, digits and _ . - only"),
 ]
 
 

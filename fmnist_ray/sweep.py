@@ -76,13 +76,26 @@ def _report_metrics(metrics: EpochMetrics, state: TrainState, params: int) -> di
 
 
 def _inject_fault(config_values: dict[str, Any], epoch: int) -> None:
-    """Fail on purpose where `FMNIST_RAY_FAULT=error:KEY=VALUE[@EPOCH]` matches (for tests)."""
+    """Fail on purpose for fault-injection tests: `FMNIST_RAY_FAULT=KIND:KEY=VALUE[@EPOCH]`.
+
+    KIND is `error` (raise at that epoch, every time), `error_once` (raise the first time only)
+    or `crash_once` (kill the trial's worker process the first time), for trials whose setting
+    KEY equals VALUE, after EPOCH (default 1) is reported.
+    """
     fault = os.environ.get(FAULT_ENV, "")
     kind, _, target = fault.partition(":")
     match, _, at_epoch = target.partition("@")
     key, _, value = match.partition("=")
-    if kind == "error" and str(config_values.get(key)) == value and epoch == int(at_epoch or 1):
-        raise RuntimeError(f"injected fault ({FAULT_ENV}={fault})")
+    if not kind or str(config_values.get(key)) != value or epoch != int(at_epoch or 1):
+        return
+    if kind.endswith("_once"):
+        marker = Path(tune.get_context().get_trial_dir()) / ".fault-injected"
+        if marker.exists():
+            return
+        marker.touch()
+    if kind == "crash_once":
+        os._exit(1)  # the worker dies as if killed: no exception, no cleanup
+    raise RuntimeError(f"injected fault ({FAULT_ENV}={fault})")
 
 
 def run_trial(params: dict[str, Any], spec: SweepSpec, data: FashionMNIST) -> None:
@@ -96,15 +109,15 @@ def run_trial(params: dict[str, Any], spec: SweepSpec, data: FashionMNIST) -> No
     params = count_parameters(build_trial_model(config))
 
     def on_epoch(metrics: EpochMetrics, state: TrainState) -> None:
-        _inject_fault(config.model_dump(), metrics.epoch)
         report = _report_metrics(metrics, state, params)
         last = metrics.epoch == config.epochs or metrics.diverged
         if metrics.epoch % spec.checkpoint_every and not last:
             tune.report(report)
-            return
-        with tempfile.TemporaryDirectory() as directory:
-            state.save(Path(directory) / CHECKPOINT_FILE)
-            tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
+        else:
+            with tempfile.TemporaryDirectory() as directory:
+                state.save(Path(directory) / CHECKPOINT_FILE)
+                tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
+        _inject_fault(config.model_dump(), metrics.epoch)
 
     train_trial(config, data, on_epoch=on_epoch, start=start, threads=spec.resources.cpu)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,15 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
+class ErroredTrials(str, Enum):
+    keep = "keep"
+    resume = "resume"
+    restart = "restart"
+
+
+Errored = Annotated[ErroredTrials, typer.Option(
+    "--errored", help="On resume, errored trials are kept as they are (keep), continued from "
+    "their last checkpoint (resume) or run again from scratch (restart).")]
 DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", envvar="FMNIST_DATA",
     help="Directory with the four Fashion-MNIST .gz files (default: installed copy or cache).")]
@@ -238,6 +248,10 @@ def sweep(
         "--dry-run", help="Validate, list the trials and estimate the time; train nothing.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No live progress table.")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue this sweep where it stopped (same spec, same --name).")
+    ] = False,
+    errored: Errored = ErroredTrials.keep,
     data_dir: DataDir = None,
 ) -> None:
     """Run a sweep defined in a YAML spec on Ray Tune; exit 1 if any trial errored."""
@@ -253,23 +267,55 @@ def sweep(
         console.print(f"{spec_file}: valid sweep '{spec.name}'")
         _print_plan(plan_sweep(spec, dataset, cluster_cpus=os.cpu_count() or 1), spec)
         return
+    _run(spec, dataset, storage, address, quiet, resume, errored.value)
 
+
+@app.command()
+@user_errors
+def resume(
+    results_dir: Annotated[str, typer.Argument(
+        metavar="RESULTS_DIR", help="The sweep's results, e.g. results/batch_size or s3://...")],
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster address; default: an embedded local Ray on 127.0.0.1.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No live progress table.")] = False,
+    errored: Errored = ErroredTrials.keep,
+    data_dir: DataDir = None,
+) -> None:
+    """Continue an interrupted sweep with the spec stored beside its results."""
+    import yaml
+
+    from fmnist_ray.config import parse_spec
+    from fmnist_ray.data import load_fashion_mnist
+    from fmnist_ray.results import SPEC_FILE, read_text
+
+    uri = results_dir.rstrip("/")
+    storage, _, name = uri.rpartition("/")
+    spec = parse_spec(yaml.safe_load(read_text(uri, SPEC_FILE)), f"{uri}/{SPEC_FILE}")
+    if spec.name != name:
+        spec = spec.model_copy(update={"name": name})
+    _run(spec, load_fashion_mnist(data_dir), storage or ".", address, quiet, True,
+         errored.value)
+
+
+def _run(spec, dataset, storage: str, address: str | None, quiet: bool, resume: bool,
+         errored: str) -> None:
+    """Run or resume a sweep with progress, then print its summary and set the exit code."""
     from rich.live import Live
 
     from fmnist_ray.cluster import ray_session
     from fmnist_ray.sweep import run_sweep
 
+    run = functools.partial(run_sweep, spec, dataset, storage, resume=resume, errored=errored)
     with ray_session(address):
         if quiet:
-            summary = run_sweep(spec, dataset, storage)
+            summary = run()
         elif console.is_terminal:
             with Live(_trials_table([], spec), console=console, auto_refresh=False) as live:
-                summary = run_sweep(
-                    spec, dataset, storage,
+                summary = run(
                     on_update=lambda rows: live.update(_trials_table(rows, spec), refresh=True))
             console.print()
         else:  # a log file or CI: one line each time a trial starts or ends
-            summary = run_sweep(spec, dataset, storage, on_update=_LogLines(spec))
+            summary = run(on_update=_LogLines(spec))
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items()))
     console.print(f"sweep finished in {summary.seconds:.0f} s: {counts}")
     console.print(f"results: {summary.experiment_uri}/trials.parquet, epochs.parquet")
@@ -278,11 +324,42 @@ def sweep(
         console.print(f"best trial {best['trial_id']}: test accuracy {best['test_accuracy']:.4f}, "
                       f"test loss {best['test_loss']:.4f}, val accuracy "
                       f"{best['best_val_accuracy']:.4f} (epoch {best['best_epoch']})")
+    for trial_id, error in summary.errors:
+        err_console.print(f"[bold red]errored:[/] trial {trial_id}: {error}", highlight=False)
+    if summary.interrupted:
+        console.print(f"stopped before every trial finished; finished trials are kept. "
+                      f"Resume with: fmnist-ray resume {summary.experiment_uri}")
+        raise typer.Exit(130)
     if summary.errors:
-        for trial_id, error in summary.errors:
-            err_console.print(f"[bold red]errored:[/] trial {trial_id}: {error}", highlight=False,
-                              soft_wrap=True)
         raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def report(
+    results_dirs: Annotated[list[str] | None, typer.Argument(
+        metavar="RESULTS_DIR...", help="Sweep results directories (or s3://... URIs).")] = None,
+    output: Annotated[Path, typer.Option(
+        "-o", "--output", help="The HTML file to write (with several sweeps: the index page).")
+    ] = Path("reports/report.html"),
+    all_in: Annotated[str | None, typer.Option(
+        "--all", metavar="STORAGE", help="Report every sweep found in this storage directory.")
+    ] = None,
+) -> None:
+    """Turn sweep results into one self-contained HTML page (and an index for several)."""
+    from fmnist_ray.report import build_report
+
+    dirs = list(results_dirs or [])
+    if all_in:
+        base = Path(all_in).expanduser()
+        dirs += sorted(str(p.parent) for p in base.glob("*/trials.parquet"))
+        if not dirs:
+            raise UserError(f"{all_in}: no sweep results found (no */trials.parquet); "
+                            f"point --all at the --storage directory of your sweeps")
+    if not dirs:
+        raise UserError("no results given; pass RESULTS_DIR (e.g. results/smoke) or --all DIR")
+    page = build_report(dirs, output)
+    console.print(f"report written: {page}")
 
 
 if __name__ == "__main__":

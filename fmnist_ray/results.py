@@ -107,6 +107,16 @@ def write_text(uri: str, filename: str, text: str) -> None:
     _write_bytes(fs, f"{root}/{filename}", text.encode())
 
 
+def read_text(uri: str, filename: str) -> str:
+    fs, root = open_storage(uri)
+    try:
+        with fs.open_input_file(f"{root}/{filename}") as handle:
+            return handle.read().decode()
+    except FileNotFoundError:
+        raise UserError(f"{uri}/{filename}: not found; is this a sweep results directory?") \
+            from None
+
+
 def read_table(uri: str, filename: str) -> pd.DataFrame:
     fs, root = open_storage(uri)
     try:
@@ -118,6 +128,35 @@ def read_table(uri: str, filename: str) -> pd.DataFrame:
     except Exception as exc:  # truncated or foreign file
         raise UserError(f"{uri}/{filename}: unreadable ({exc}); re-export it by resuming the "
                         f"sweep") from None
+
+
+def read_ray_results(uri: str) -> dict[str, list[dict[str, Any]]]:
+    """Every result Ray logged per trial (`<trial dir>/result.json`), keyed by trial id.
+
+    These survive a sweep that died before its last export; a half-written last line is skipped.
+    """
+    fs, root = open_storage(uri)
+    found: dict[str, list[dict[str, Any]]] = {}
+    try:
+        entries = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    except OSError:
+        return found
+    for entry in entries:
+        if entry.type != pafs.FileType.Directory:
+            continue
+        try:
+            with fs.open_input_file(f"{entry.path}/result.json") as handle:
+                lines = handle.read().decode(errors="replace").splitlines()
+        except (FileNotFoundError, OSError):
+            continue
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and "trial_id" in record and "epoch" in record:
+                found.setdefault(record["trial_id"], []).append(record)
+    return found
 
 
 def confusion_matrix(row: pd.Series) -> list[list[int]] | None:

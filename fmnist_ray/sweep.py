@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
@@ -32,6 +33,9 @@ from fmnist_ray.train import EpochMetrics, TrainState, build_trial_model, train_
 
 CHECKPOINT_FILE = "state.pt"
 FAULT_ENV = "FMNIST_RAY_FAULT"
+# Live progress displays by experiment URI. Ray pickles callbacks into tuner.pkl and a resumed
+# sweep gets them back from there, so the exporter looks its display up instead of holding it.
+_DISPLAYS: dict[str, Callable[[list[dict[str, Any]]], None]] = {}
 
 
 def _dimension(values: list[Any] | Range, searched: bool):
@@ -125,19 +129,23 @@ def run_trial(params: dict[str, Any], spec: SweepSpec, data: FashionMNIST) -> No
 class ResultsExporter(tune.Callback):
     """Keeps `trials.parquet` and `epochs.parquet` current while the sweep runs and at its end."""
 
-    def __init__(self, spec: SweepSpec, experiment_uri: str, every_seconds: float = 5.0,
-                 on_update: Callable[[list[dict[str, Any]]], None] | None = None):
+    def __init__(self, spec: SweepSpec, experiment_uri: str, every_seconds: float = 5.0):
         self.spec = spec
         self.uri = experiment_uri
         self.every_seconds = every_seconds
-        self.on_update = on_update
         self.epochs: dict[tuple[str, int], dict[str, Any]] = {}
         self.last_write = 0.0
-        self.final_rows: list[dict[str, Any]] = []
 
-    def __getstate__(self) -> dict[str, Any]:
-        # Ray pickles callbacks into tuner.pkl; a live display cannot travel with them.
-        return {**self.__dict__, "on_update": None}
+    def setup(self, **info):
+        """Pick up what an earlier run of this sweep recorded, so a resume loses no epoch."""
+        try:
+            for row in results.read_table(self.uri, results.EPOCHS_FILE).to_dict("records"):
+                self.epochs.setdefault((row["trial_id"], int(row["epoch"])), row)
+        except UserError:
+            pass  # a new sweep, or an export that was never written
+        for trial_id, records in results.read_ray_results(self.uri).items():
+            for record in records:
+                self.epochs[(trial_id, int(record["epoch"]))] = results.epoch_row(trial_id, record)
 
     def _trial_rows(self, trials) -> list[dict[str, Any]]:
         rows = []
@@ -162,8 +170,9 @@ class ResultsExporter(tune.Callback):
         self.last_write = time.monotonic()
 
     def _show(self, trials) -> None:
-        if self.on_update is not None:
-            self.on_update(self._trial_rows(trials))
+        display = _DISPLAYS.get(self.uri)
+        if display is not None:
+            display(self._trial_rows(trials))
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._show(trials)
@@ -185,9 +194,7 @@ class ResultsExporter(tune.Callback):
 
     def on_experiment_end(self, trials, **info):
         self.write(trials)
-        self.final_rows = self._trial_rows(trials)
-        if self.on_update is not None:
-            self.on_update(self.final_rows)
+        self._show(trials)
 
 
 def error_summary(trial) -> str:
@@ -204,6 +211,13 @@ def _experiment_uri(storage: str, name: str) -> str:
     return str(Path(storage).expanduser().resolve() / name)
 
 
+def _trainable(spec: SweepSpec, data: FashionMNIST):
+    return tune.with_resources(
+        tune.with_parameters(run_trial, spec=spec, data=data),
+        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+    )
+
+
 def build_tuner(spec: SweepSpec, data: FashionMNIST, storage: str, name: str,
                 exporter: ResultsExporter) -> tune.Tuner:
     searcher = None
@@ -216,13 +230,9 @@ def build_tuner(spec: SweepSpec, data: FashionMNIST, storage: str, name: str,
         scheduler = ASHAScheduler(time_attr="epoch", max_t=spec.max_t,
                                   grace_period=spec.scheduler.grace_period,
                                   reduction_factor=spec.scheduler.reduction_factor)
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, spec=spec, data=data),
-        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
-    )
     storage_path = storage if "://" in storage else str(Path(storage).expanduser().resolve())
     return tune.Tuner(
-        trainable,
+        _trainable(spec, data),
         param_space=build_param_space(spec),
         tune_config=tune.TuneConfig(
             metric=spec.metric, mode=spec.resolved_mode, num_samples=spec.num_samples,
@@ -249,6 +259,11 @@ class SweepSummary:
     errors: list[tuple[str, str]] = field(default_factory=list)  # (trial id, error line)
     best: dict[str, Any] | None = None
 
+    @property
+    def interrupted(self) -> bool:
+        """Trials left unfinished: the sweep was stopped (Ctrl-C) before the end."""
+        return any(s in self.statuses for s in ("pending", "running", "paused"))
+
 
 def best_trial(rows: list[dict[str, Any]], spec: SweepSpec) -> dict[str, Any] | None:
     """The trial whose best epoch scored best on the spec's metric (errored trials excluded)."""
@@ -264,15 +279,42 @@ def _already_used(uri: str) -> bool:
     return "://" not in uri and Path(uri).is_dir() and any(Path(uri).iterdir())
 
 
+def stored_spec_differences(spec: SweepSpec, uri: str) -> list[str]:
+    """The spec keys whose values differ from those the sweep at `uri` was started with."""
+    try:
+        stored = yaml.safe_load(results.read_text(uri, results.SPEC_FILE))
+    except UserError:
+        return []
+    current = yaml.safe_load(spec_to_yaml(spec))
+    keys = sorted(set(stored) | set(current))
+    return [k for k in keys if k != "description" and stored.get(k) != current.get(k)]
+
+
 def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str,
-              on_update: Callable[[list[dict[str, Any]]], None] | None = None) -> SweepSummary:
-    """Run the sweep on the Ray the caller connected to; results go to `<storage>/<spec.name>/`."""
+              on_update: Callable[[list[dict[str, Any]]], None] | None = None,
+              resume: bool = False, errored: str = "keep") -> SweepSummary:
+    """Run the sweep on the Ray the caller connected to; results go to `<storage>/<spec.name>/`.
+
+    With `resume`, continue the sweep already there: finished trials are kept, unfinished ones
+    continue from their checkpoints, and errored ones are kept, `resume`d or `restart`ed.
+    """
     name = spec.name
     uri = _experiment_uri(storage, name)
-    if _already_used(uri):
-        raise UserError(f"{uri}: already holds a sweep; pass --name NEW to start another, or "
-                        f"move the directory away")
-    results.write_text(uri, results.SPEC_FILE, spec_to_yaml(spec))
+    if resume:
+        if not tune.Tuner.can_restore(uri):
+            raise UserError(f"{uri}: no sweep to resume there; check --storage and --name, or "
+                            f"run without --resume to start it")
+        changed = stored_spec_differences(spec, uri)
+        if changed:
+            raise UserError(f"{uri}: the spec changed since this sweep started "
+                            f"({', '.join(changed)}); Ray cannot change a sweep on resume: "
+                            f"use `fmnist-ray resume {uri}` to go on with the stored spec, "
+                            f"or --name NEW for a new sweep")
+    elif _already_used(uri):
+        raise UserError(f"{uri}: already holds a sweep; resume it with `fmnist-ray resume {uri}`, "
+                        f"or pass --name NEW to start another")
+    else:
+        results.write_text(uri, results.SPEC_FILE, spec_to_yaml(spec))
     # Ray's new console output ignores verbose=0 for its banners; the legacy engine honours it.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Keep Ray's JSON/CSV result files (report falls back on them) but not TensorBoard's.
@@ -280,10 +322,22 @@ def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str,
     # A failed trial's traceback goes to its error.txt; the summary names it in one line.
     for noisy in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    exporter = ResultsExporter(spec, uri, on_update=on_update)
+    if on_update is not None:
+        _DISPLAYS[uri] = on_update
     began = time.monotonic()
-    build_tuner(spec, data, storage, name, exporter).fit()
-    trials = exporter.final_rows
+    try:
+        if resume:
+            tuner = tune.Tuner.restore(
+                uri, trainable=_trainable(spec, data), param_space=build_param_space(spec),
+                resume_unfinished=True, resume_errored=errored == "resume",
+                restart_errored=errored == "restart")
+        else:
+            tuner = build_tuner(spec, data, storage, name, ResultsExporter(spec, uri))
+        tuner.fit()
+    finally:
+        _DISPLAYS.pop(uri, None)
+    trials = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+              for row in results.read_table(uri, results.TRIALS_FILE).to_dict("records")]
     summary = SweepSummary(uri, time.monotonic() - began)
     for row in trials:
         summary.statuses[row["status"]] = summary.statuses.get(row["status"], 0) + 1

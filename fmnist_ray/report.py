@@ -193,9 +193,9 @@ def _gaps(results: SweepResults) -> list[str]:
         planned = spec.num_samples if spec.search == "optuna" else len(spec.grid_points())
         if len(trials) < planned:
             notes.append(f"The spec plans {planned} trials; {TRIALS_FILE} holds {len(trials)}.")
-    unfinished = trials[trials["status"].isin(["running", "pending"])]
+    unfinished = trials[trials["status"].isin(["running", "pending", "interrupted"])]
     if len(unfinished):
-        notes.append(f"{len(unfinished)} trial(s) still running or pending when exported: "
+        notes.append(f"{len(unfinished)} trial(s) unfinished (running, pending or interrupted): "
                      f"{', '.join(unfinished['trial_id'])}.")
     if results.epochs.empty:
         return notes

@@ -20,8 +20,9 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-STATUSES = ("completed", "early_stopped", "diverged", "errored", "running", "pending")
-STATUS_COLORS = ("#4c78a8", "#f58518", "#e45756", "#7f7f7f", "#72b7b2", "#bab0ac")
+STATUSES = ("completed", "early_stopped", "diverged", "errored", "running", "pending",
+            "interrupted")
+STATUS_COLORS = ("#4c78a8", "#f58518", "#e45756", "#7f7f7f", "#72b7b2", "#bab0ac", "#b279a2")
 WIDTH = 380
 HEIGHT = 230
 MAX_CURVES = 12  # more configurations than this make unreadable line charts: show the best

@@ -26,7 +26,10 @@ EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accur
 
 
 def trial_status(ray_status: str, last_result: dict[str, Any], epochs: int) -> str:
-    """completed | early_stopped | diverged | errored | running | pending."""
+    """completed | early_stopped | diverged | errored | running | pending.
+
+    A sweep stopped by Ctrl-C marks its unfinished trials `interrupted` afterwards.
+    """
     if ray_status == "ERROR":
         return "errored"
     if ray_status in ("PENDING", "RUNNING", "PAUSED"):

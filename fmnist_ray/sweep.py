@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
 import yaml
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
@@ -109,7 +111,7 @@ def run_trial(params: dict[str, Any], spec: SweepSpec, data: FashionMNIST) -> No
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
-            start = TrainState.load(Path(directory) / CHECKPOINT_FILE)
+            start = newest_valid_state(Path(directory))
     params = count_parameters(build_trial_model(config))
 
     def on_epoch(metrics: EpochMetrics, state: TrainState) -> None:
@@ -124,6 +126,40 @@ def run_trial(params: dict[str, Any], spec: SweepSpec, data: FashionMNIST) -> No
         _inject_fault(config.model_dump(), metrics.epoch)
 
     train_trial(config, data, on_epoch=on_epoch, start=start, threads=spec.resources.cpu)
+
+
+def newest_valid_state(checkpoint_dir: Path) -> TrainState | None:
+    """The state in `checkpoint_dir`, or, if it is missing or unreadable, in the newest older
+    checkpoint of the same trial: a lost or damaged checkpoint costs epochs, not the trial."""
+    candidates = [checkpoint_dir] + sorted(
+        (p for p in checkpoint_dir.parent.glob("checkpoint_*") if p.name < checkpoint_dir.name),
+        reverse=True)
+    for candidate in candidates:
+        try:
+            return TrainState.load(candidate / CHECKPOINT_FILE)
+        except Exception as exc:  # missing, truncated or foreign file: try the one before
+            print(f"checkpoint {candidate} unusable ({type(exc).__name__}); trying an older one")
+    print(f"no usable checkpoint in {checkpoint_dir.parent}; the trial starts over")
+    return None
+
+
+def restore_lost_checkpoint_dirs(uri: str) -> list[Path]:
+    """Recreate, empty, the newest checkpoint folder of each trial if it is gone, so that Ray
+    lets the trial start and `newest_valid_state` falls back to an older checkpoint.
+
+    Ray restores a trial from the last checkpoint its `result.json` names and refuses to start
+    it if that folder no longer exists.
+    """
+    if "://" in uri:
+        return []
+    recreated = []
+    for log in Path(uri).glob("*/result.json"):
+        names = re.findall(r'"checkpoint_dir_name": "(checkpoint_\d+)"', log.read_text())
+        folder = log.parent / max(names) if names else None
+        if folder is not None and not folder.exists():
+            folder.mkdir()
+            recreated.append(folder)
+    return recreated
 
 
 class ResultsExporter(tune.Callback):
@@ -262,7 +298,32 @@ class SweepSummary:
     @property
     def interrupted(self) -> bool:
         """Trials left unfinished: the sweep was stopped (Ctrl-C) before the end."""
-        return any(s in self.statuses for s in ("pending", "running", "paused"))
+        return any(s in self.statuses for s in ("pending", "running", "paused", "interrupted"))
+
+
+def unfinished_trial_ids(uri: str) -> set[str]:
+    """Trials Ray's last saved state holds as unfinished: the sweep was interrupted (Ctrl-C).
+
+    Ray snapshots its state when the loop ends, before it stops the trials still running, so
+    the snapshot, not the trials' final status, says which ones a resume will continue.
+    """
+    if "://" in uri:
+        fs, root = results.open_storage(uri)
+        selector = pafs.FileSelector(root)
+        names = sorted(i.path for i in fs.get_file_info(selector)
+                       if i.base_name.startswith("experiment_state-"))
+        text = results.read_text(uri, names[-1].rsplit("/", 1)[-1]) if names else ""
+    else:
+        states = sorted(Path(uri).glob("experiment_state-*.json"))
+        text = states[-1].read_text() if states else ""
+    if not text:
+        return set()
+    unfinished = set()
+    for trial_state, _ in json.loads(text).get("trial_data", []):
+        trial = json.loads(trial_state)
+        if trial.get("status") not in ("TERMINATED", "ERROR"):
+            unfinished.add(trial["trial_id"])
+    return unfinished
 
 
 def best_trial(rows: list[dict[str, Any]], spec: SweepSpec) -> dict[str, Any] | None:
@@ -304,6 +365,7 @@ def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str,
         if not tune.Tuner.can_restore(uri):
             raise UserError(f"{uri}: no sweep to resume there; check --storage and --name, or "
                             f"run without --resume to start it")
+        restore_lost_checkpoint_dirs(uri)
         changed = stored_spec_differences(spec, uri)
         if changed:
             raise UserError(f"{uri}: the spec changed since this sweep started "
@@ -338,6 +400,12 @@ def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str,
         _DISPLAYS.pop(uri, None)
     trials = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
               for row in results.read_table(uri, results.TRIALS_FILE).to_dict("records")]
+    unfinished = unfinished_trial_ids(uri)
+    if unfinished:
+        for row in trials:
+            if row["trial_id"] in unfinished:
+                row["status"] = "interrupted"
+        results.write_table(uri, results.TRIALS_FILE, trials)
     summary = SweepSummary(uri, time.monotonic() - began)
     for row in trials:
         summary.statuses[row["status"]] = summary.statuses.get(row["status"], 0) + 1

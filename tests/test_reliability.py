@@ -1,0 +1,122 @@
+"""Fault injection on a real local Ray: nothing already finished is lost or run twice."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pandas as pd
+
+from .conftest import CLI, REPO, run_cli
+
+SLOW = """
+name: killme
+trial: {model: mlp, hidden_sizes: [64], epochs: 12, batch_size: 8}
+axes:
+  lr: [0.001, 0.002, 0.003]
+max_concurrent_trials: 1
+"""
+
+
+def _starts(experiment, trial_id) -> int:
+    """How many times a trial started from scratch: epoch 1 lines in Ray's own result log."""
+    log = next(experiment.glob(f"*{trial_id}*/result.json")).read_text().splitlines()
+    return sum(json.loads(line)["epoch"] == 1 for line in log)
+
+
+def _wait_for_completed_trial(experiment, process, timeout=180.0) -> pd.DataFrame:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the sweep ended before it could be killed"
+        try:
+            trials = pd.read_parquet(experiment / "trials.parquet")
+            if (trials["status"] == "completed").any():
+                return trials
+        except (FileNotFoundError, OSError, ValueError):
+            pass
+        time.sleep(0.5)
+    raise AssertionError("no trial completed in time")
+
+
+def test_sigkilled_sweep_resumes_without_losing_or_repeating_work(tmp_path, synthetic_dir):
+    spec = tmp_path / "killme.yaml"
+    spec.write_text(SLOW)
+    experiment = tmp_path / "out" / "killme"
+    process = subprocess.Popen(
+        [*CLI, "sweep", str(spec), "--storage", str(tmp_path / "out"), "--quiet",
+         "--data-dir", str(synthetic_dir)], cwd=REPO, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    before = _wait_for_completed_trial(experiment, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished_before = before.loc[before["status"] == "completed", "trial_id"].tolist()
+
+    result = run_cli("resume", str(experiment), "--quiet", "--data-dir", str(synthetic_dir))
+    assert result.returncode == 0, result.stderr
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    epochs = pd.read_parquet(experiment / "epochs.parquet")
+    assert len(trials) == 3 and set(trials["status"]) == {"completed"}
+    assert trials["epochs_run"].tolist() == [12, 12, 12]
+    assert len(epochs) == 3 * 12 and not epochs.duplicated(["trial_id", "epoch"]).any()
+    for trial_id in finished_before:
+        assert _starts(experiment, trial_id) == 1
+
+
+def test_resume_refuses_a_changed_search_space(tmp_path, synthetic_dir):
+    spec = tmp_path / "small.yaml"
+    spec.write_text("name: small\ntrial: {model: mlp, hidden_sizes: [16], epochs: 1}\n"
+                    "axes: {lr: [0.001]}\n")
+    first = run_cli("sweep", str(spec), "--storage", str(tmp_path), "--quiet",
+                    "--data-dir", str(synthetic_dir))
+    assert first.returncode == 0, first.stderr
+    spec.write_text(spec.read_text().replace("[0.001]", "[0.001, 0.01]"))
+    again = run_cli("sweep", str(spec), "--storage", str(tmp_path), "--quiet", "--resume",
+                    "--data-dir", str(synthetic_dir))
+    assert again.returncode == 2
+    assert "the spec changed since this sweep started (axes)" in again.stderr
+    assert "fmnist-ray resume" in again.stderr
+
+
+def test_resume_continues_from_the_checkpoint_before_a_deleted_newest_one(tmp_path,
+                                                                         synthetic_dir):
+    spec = tmp_path / "ckpt.yaml"
+    spec.write_text("name: ckpt\ntrial: {model: mlp, hidden_sizes: [16], epochs: 6}\n"
+                    "axes: {lr: [0.001]}\nmax_failures: 0\n")
+    experiment = tmp_path / "ckpt"
+    # The trial errors after epoch 4 (checkpoints 3 and 4 kept); then its newest is lost.
+    first = run_cli("sweep", str(spec), "--storage", str(tmp_path), "--quiet",
+                    "--data-dir", str(synthetic_dir), env={"FMNIST_RAY_FAULT": "error:lr=0.001@4"})
+    assert first.returncode == 1
+    trial_dir = next(experiment.glob("run_trial_*"))
+    checkpoints = sorted(trial_dir.glob("checkpoint_*"))
+    assert [c.name for c in checkpoints] == ["checkpoint_000002", "checkpoint_000003"]
+    shutil.rmtree(checkpoints[-1])
+
+    result = run_cli("resume", str(experiment), "--errored", "resume", "--quiet",
+                     "--data-dir", str(synthetic_dir), env={"FMNIST_RAY_FAULT": ""})
+    assert result.returncode == 0, result.stderr
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    assert trials["status"].tolist() == ["completed"] and trials["epochs_run"].tolist() == [6]
+    lines = (trial_dir / "result.json").read_text().splitlines()
+    log = [json.loads(line)["epoch"] for line in lines]
+    assert log[-3:] == [4, 5, 6]  # epoch 4 redone from the epoch-3 checkpoint
+    assert log.count(1) == 1
+
+
+def test_ctrl_c_keeps_finished_trials_and_prints_the_resume_command(tmp_path, synthetic_dir):
+    spec = tmp_path / "killme.yaml"
+    spec.write_text(SLOW)
+    experiment = tmp_path / "killme"
+    process = subprocess.Popen(
+        [*CLI, "sweep", str(spec), "--storage", str(tmp_path), "--quiet",
+         "--data-dir", str(synthetic_dir)], cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ})
+    _wait_for_completed_trial(experiment, process)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert f"Resume with: fmnist-ray resume {experiment}" in out
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    assert (trials["status"] == "completed").sum() >= 1

@@ -18,7 +18,7 @@ import pyarrow.fs as pafs
 import yaml
 
 from fmnist_ray import report_charts as charts
-from fmnist_ray.config import Range, SweepSpec, parse_spec
+from fmnist_ray.config import Range, SweepSpec, TrialConfig, parse_spec
 from fmnist_ray.data import CLASS_NAMES
 from fmnist_ray.errors import UserError
 from fmnist_ray.report_charts import Axis, format_value
@@ -29,6 +29,7 @@ from fmnist_ray.results import (
     TRIALS_FILE,
     open_storage,
     read_table,
+    rebuild_from_ray_logs,
 )
 
 # The result of the study this tool grew from, which every sweep is compared against.
@@ -99,24 +100,47 @@ def load_results(uri: str) -> SweepResults:
     if kind != pafs.FileType.Directory:
         raise UserError(f"{uri}: is a file, not a results directory; pass the folder that "
                         f"holds {TRIALS_FILE}")
+    missing: list[str] = []
+    spec = _read_spec(fs, f"{root}/{SPEC_FILE}", uri, missing)
+    rebuilt: tuple[list[dict], list[dict]] | None = None
+
+    def from_ray_logs() -> tuple[list[dict], list[dict]]:
+        nonlocal rebuilt
+        if rebuilt is None:
+            rebuilt = rebuild_from_ray_logs(
+                uri, spec.trial_config if spec else _trial_config_without_spec,
+                asha=bool(spec and spec.scheduler.type == "asha"))
+        return rebuilt
+
     try:
         trials = read_table(uri, TRIALS_FILE)
     except UserError as exc:
-        raise UserError(_one_line(exc)) from None
+        if not from_ray_logs()[0]:
+            raise UserError(_one_line(exc)) from None
+        trials = pd.DataFrame(from_ray_logs()[0])
+        missing.append(f"{_one_line(exc).split(': ', 1)[-1].split(';')[0].capitalize()}: "
+                       f"{TRIALS_FILE} was rebuilt from Ray's own result files of "
+                       f"{len(trials)} trial(s).")
     if trials.empty:  # exported before any trial started: a table with no columns
         trials = pd.DataFrame({c: pd.Series(dtype=object) for c in ("trial_id", "status")})
     absent = [c for c in ("trial_id", "status") if c not in trials.columns]
     if absent:
         raise UserError(f"{uri}/{TRIALS_FILE}: not a sweep trials table (no column "
                         f"{', '.join(absent)}); pass a directory written by fmnist-ray sweep")
-    missing: list[str] = []
     lacking = [c for c in (*NUMERIC_COLUMNS, *TEXT_COLUMNS) if c not in trials.columns]
     if lacking and len(trials):
         missing.append(f"{TRIALS_FILE} has no column {', '.join(lacking)}: those figures are "
                        f"left out.")
-    epochs = _read_optional(uri, fs, f"{root}/{EPOCHS_FILE}", EPOCHS_FILE, missing,
+    epochs = _read_optional(uri, fs, f"{root}/{EPOCHS_FILE}", EPOCHS_FILE, [],
                             "no learning curves, no overfitting over epochs, no cost per epoch")
-    spec = _read_spec(fs, f"{root}/{SPEC_FILE}", uri, missing)
+    if epochs is None:
+        if from_ray_logs()[1]:
+            epochs = pd.DataFrame(from_ray_logs()[1])
+            missing.append(f"{EPOCHS_FILE} is missing or unreadable: rebuilt from Ray's own "
+                           f"result files.")
+        else:
+            missing.append(f"{EPOCHS_FILE} is missing or unreadable: no learning curves, no "
+                           f"overfitting over epochs, no cost per epoch.")
     trials = _clean_trials(trials)
     axes = [describe_axis(trials, name, spec) for name in varied_axes(trials, spec)]
     results = SweepResults(uri=uri, name=spec.name if spec else Path(root).name, trials=trials,
@@ -124,6 +148,17 @@ def load_results(uri: str) -> SweepResults:
     results.configs = _label_configs(trials, axes)
     results.missing += _gaps(results)
     return results
+
+
+def _trial_config_without_spec(params: dict) -> TrialConfig:
+    """Best effort for a sweep whose spec.yaml is lost: Ray's params plus the defaults."""
+    known = {k: v for k, v in params.items() if k in TrialConfig.model_fields}
+    variant = params.get("variant") or {}
+    known.update({k: v for k, v in variant.items() if k in TrialConfig.model_fields})
+    try:
+        return TrialConfig(**known)
+    except ValueError:
+        return TrialConfig()
 
 
 def _read_spec(fs: pafs.FileSystem, path: str, uri: str, missing: list[str]) -> SweepSpec | None:

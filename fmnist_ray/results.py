@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,13 +135,30 @@ def read_table(uri: str, filename: str) -> pd.DataFrame:
                         f"sweep") from None
 
 
-def read_ray_results(uri: str) -> dict[str, list[dict[str, Any]]]:
-    """Every result Ray logged per trial (`<trial dir>/result.json`), keyed by trial id.
+def _read_optional_text(fs: pafs.FileSystem, path: str) -> str | None:
+    try:
+        with fs.open_input_file(path) as handle:
+            return handle.read().decode(errors="replace")
+    except (FileNotFoundError, OSError):
+        return None
+
+
+@dataclass
+class RayTrialLog:
+    """What Ray itself wrote in one trial's folder."""
+
+    records: list[dict[str, Any]]  # result.json: one per reported epoch
+    params: dict[str, Any] | None  # params.json: the point of the search space
+    errored: bool  # error.txt exists
+
+
+def read_ray_logs(uri: str) -> dict[str, RayTrialLog]:
+    """Ray's own per-trial files (`<trial dir>/result.json`, `params.json`), keyed by trial id.
 
     These survive a sweep that died before its last export; a half-written last line is skipped.
     """
     fs, root = open_storage(uri)
-    found: dict[str, list[dict[str, Any]]] = {}
+    found: dict[str, RayTrialLog] = {}
     try:
         entries = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
     except OSError:
@@ -147,19 +166,54 @@ def read_ray_results(uri: str) -> dict[str, list[dict[str, Any]]]:
     for entry in entries:
         if entry.type != pafs.FileType.Directory:
             continue
-        try:
-            with fs.open_input_file(f"{entry.path}/result.json") as handle:
-                lines = handle.read().decode(errors="replace").splitlines()
-        except (FileNotFoundError, OSError):
-            continue
-        for line in lines:
+        text = _read_optional_text(fs, f"{entry.path}/result.json")
+        records = []
+        for line in (text or "").splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue
             if isinstance(record, dict) and "trial_id" in record and "epoch" in record:
-                found.setdefault(record["trial_id"], []).append(record)
+                records.append(record)
+        if not records:
+            continue
+        params_text = _read_optional_text(fs, f"{entry.path}/params.json")
+        try:
+            params = json.loads(params_text) if params_text else None
+        except json.JSONDecodeError:
+            params = None
+        errored = _read_optional_text(fs, f"{entry.path}/error.txt") is not None
+        found[records[-1]["trial_id"]] = RayTrialLog(records, params, errored)
     return found
+
+
+def rebuild_from_ray_logs(uri: str, trial_config: Callable[[dict[str, Any]], TrialConfig],
+                          asha: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Trials and epochs rows rebuilt from Ray's own files, for a sweep that never exported.
+
+    A trial whose log stops short is `early_stopped` under ASHA when Ray marked it done, and
+    `interrupted` otherwise: Ray's log alone cannot tell more.
+    """
+    trial_rows, epoch_rows = [], []
+    for trial_id, log in sorted(read_ray_logs(uri).items()):
+        by_epoch = {int(r["epoch"]): r for r in log.records}
+        history = [epoch_row(trial_id, by_epoch[e]) for e in sorted(by_epoch)]
+        epoch_rows += history
+        last = log.records[-1]
+        config = trial_config(log.params or {})
+        if log.errored:
+            status = "errored"
+        elif last.get("diverged"):
+            status = "diverged"
+        elif int(last["epoch"]) >= config.epochs:
+            status = "completed"
+        else:
+            status = "early_stopped" if asha and last.get("done") else "interrupted"
+        variant = (log.params or {}).get("variant") or {}
+        trial_rows.append(trial_row(trial_id, config, variant.get("name"), status, history,
+                                    last, "see error.txt in the trial folder"
+                                    if log.errored else None))
+    return trial_rows, epoch_rows
 
 
 def confusion_matrix(row: pd.Series) -> list[list[int]] | None:

@@ -179,8 +179,8 @@ class ResultsExporter(tune.Callback):
                 self.epochs.setdefault((row["trial_id"], int(row["epoch"])), row)
         except UserError:
             pass  # a new sweep, or an export that was never written
-        for trial_id, records in results.read_ray_results(self.uri).items():
-            for record in records:
+        for trial_id, log in results.read_ray_logs(self.uri).items():
+            for record in log.records:
                 self.epochs[(trial_id, int(record["epoch"]))] = results.epoch_row(trial_id, record)
 
     def _trial_rows(self, trials) -> list[dict[str, Any]]:

@@ -120,3 +120,31 @@ def test_ctrl_c_keeps_finished_trials_and_prints_the_resume_command(tmp_path, sy
     assert f"Resume with: fmnist-ray resume {experiment}" in out
     trials = pd.read_parquet(experiment / "trials.parquet")
     assert (trials["status"] == "completed").sum() >= 1
+
+
+def test_report_survives_truncated_and_missing_exports(tmp_path, synthetic_dir):
+    result = run_cli("sweep", "sweeps/smoke.yaml", "--storage", str(tmp_path), "--quiet",
+                     "--data-dir", str(synthetic_dir))
+    assert result.returncode == 0, result.stderr
+    experiment = tmp_path / "smoke"
+    exported = pd.read_parquet(experiment / "trials.parquet")
+    trials_file = experiment / "trials.parquet"
+    trials_file.write_bytes(trials_file.read_bytes()[:100])  # truncated mid-write
+    (experiment / "epochs.parquet").unlink()
+
+    page = tmp_path / "smoke.html"
+    report = run_cli("report", str(experiment), "-o", str(page))
+    assert report.returncode == 0, report.stderr
+    text = page.read_text()
+    assert "rebuilt from Ray&#x27;s own result files of 2 trial(s)" in text or \
+        "rebuilt from Ray's own result files of 2 trial(s)" in text
+    assert "epochs.parquet is missing or unreadable: rebuilt" in text
+    for trial_id in exported["trial_id"]:
+        assert trial_id in text
+
+    (experiment / "spec.yaml").unlink()
+    for log in experiment.glob("*/result.json"):
+        log.unlink()
+    broken = run_cli("report", str(experiment), "-o", str(page))
+    assert broken.returncode == 2
+    assert broken.stderr.count("\n") == 1 and "trials.parquet" in broken.stderr

@@ -250,7 +250,8 @@ def test_report_without_epochs_says_what_is_missing(tmp_path):
     uri = batch_size_sweep(tmp_path / "batch")
     (Path(uri) / results.EPOCHS_FILE).unlink()
     page = build_report([uri], tmp_path / "out" / "report.html").read_text()
-    assert "epochs.parquet is missing: no learning curves, no overfitting over epochs" in page
+    assert ("epochs.parquet is missing or unreadable: no learning curves, no overfitting over "
+            "epochs") in page
     assert "No epoch history (epochs.parquet is missing or empty)." in page
     assert "only the final losses can be compared" in page
     assert "Learning curves" in page and "All trials" in page
@@ -265,7 +266,7 @@ def test_report_lists_unplanned_unfinished_and_historyless_trials(tmp_path):
 
     full = load_results(study_sweep(tmp_path / "again"))
     assert "2 trial(s) have no epochs recorded: s92 (errored), s93 (pending)." in full.missing
-    assert "1 trial(s) still running or pending when exported: s93." in full.missing
+    assert "1 trial(s) unfinished (running, pending or interrupted): s93." in full.missing
 
 
 def test_report_without_spec_guesses_the_axes(tmp_path):

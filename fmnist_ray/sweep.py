@@ -274,6 +274,7 @@ def build_tuner(spec: SweepSpec, data: FashionMNIST, storage: str, name: str,
             metric=spec.metric, mode=spec.resolved_mode, num_samples=spec.num_samples,
             search_alg=searcher, scheduler=scheduler,
             max_concurrent_trials=None if searcher else spec.max_concurrent_trials,
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=name, storage_path=storage_path,

@@ -30,7 +30,8 @@ def test_smoke_sweep_writes_one_row_per_trial_and_epoch(tmp_path, synthetic_dir)
     again = run_cli("sweep", "sweeps/smoke.yaml", "--storage", str(tmp_path), "--quiet",
                     "--data-dir", str(synthetic_dir))
     assert again.returncode == 2
-    assert "already holds a sweep; pass --name NEW" in again.stderr
+    assert "already holds a sweep; resume it with `fmnist-ray resume" in again.stderr
+    assert "or pass --name NEW" in again.stderr
     assert len(pd.read_parquet(tmp_path / "smoke" / "trials.parquet")) == 2  # nothing lost
 
 
@@ -60,7 +61,8 @@ def test_diverged_is_data_but_an_errored_trial_exits_1_and_is_named(tmp_path, sy
     assert f"errored: trial {errored_id}: RuntimeError: injected fault" in result.stderr
     assert "Traceback" not in result.stderr
     assert "injected fault" in by_lr.loc[0.02, "error"]
-    assert len(epochs[epochs["trial_id"] == errored_id]) == 1  # its first epoch is kept
+    # It failed right after reporting epoch 2: both reported epochs are kept.
+    assert sorted(epochs.loc[epochs["trial_id"] == errored_id, "epoch"]) == [1, 2]
 
 
 ASHA = """

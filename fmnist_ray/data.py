@@ -137,9 +137,17 @@ def _download(directory: Path) -> Path:
     return directory
 
 
+def _repair_hint(path: Path) -> str:
+    if path.parent == DEBIAN_DIR:
+        return "reinstall it with `apt-get install --reinstall dataset-fashion-mnist`"
+    if path.parent == CACHE_DIR:
+        return "delete it and the next run downloads it again"
+    return "replace it with an intact copy of the original Fashion-MNIST file"
+
+
 def read_idx(path: Path, spec: IdxFile) -> np.ndarray:
     """Read and verify one IDX `.gz` file: magic number, declared shape, length, checksum."""
-    fix = "replace it with the original file (apt-get install --reinstall dataset-fashion-mnist)"
+    fix = _repair_hint(path)
     try:
         with gzip.open(path, "rb") as handle:
             raw = handle.read()

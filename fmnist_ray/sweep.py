@@ -84,15 +84,19 @@ def _report_metrics(metrics: EpochMetrics, state: TrainState, params: int) -> di
 def _inject_fault(config_values: dict[str, Any], epoch: int) -> None:
     """Fail on purpose for fault-injection tests: `FMNIST_RAY_FAULT=KIND:KEY=VALUE[@EPOCH]`.
 
-    KIND is `error` (raise at that epoch, every time), `error_once` (raise the first time only)
-    or `crash_once` (kill the trial's worker process the first time), for trials whose setting
-    KEY equals VALUE, after EPOCH (default 1) is reported.
+    KIND is `error` (raise after every epoch from EPOCH on, so retries fail too), `error_once`
+    (raise after EPOCH, the first time only) or `crash_once` (kill the trial's worker process
+    after EPOCH, the first time only), for trials whose setting KEY equals VALUE; EPOCH
+    defaults to 1.
     """
     fault = os.environ.get(FAULT_ENV, "")
     kind, _, target = fault.partition(":")
     match, _, at_epoch = target.partition("@")
     key, _, value = match.partition("=")
-    if not kind or str(config_values.get(key)) != value or epoch != int(at_epoch or 1):
+    first = int(at_epoch or 1)
+    if not kind or str(config_values.get(key)) != value or epoch < first:
+        return
+    if kind != "error" and epoch != first:
         return
     if kind.endswith("_once"):
         marker = Path(tune.get_context().get_trial_dir()) / ".fault-injected"

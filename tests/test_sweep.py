@@ -37,11 +37,10 @@ def test_smoke_sweep_writes_one_row_per_trial_and_epoch(tmp_path, synthetic_dir)
 
 MIXED = """
 name: mixed
-trial: {model: mlp, hidden_sizes: [32], optimizer: sgd_momentum, epochs: 2, batch_size: 128}
+trial: {model: mlp, hidden_sizes: [32], optimizer: sgd_momentum, epochs: 6, batch_size: 128}
 axes:
   lr: [0.01, 10.0, 0.02]
-max_failures: 0
-"""
+"""  # max_failures: the default, 2
 
 
 def test_diverged_is_data_but_an_errored_trial_exits_1_and_is_named(tmp_path, synthetic_dir):
@@ -61,8 +60,10 @@ def test_diverged_is_data_but_an_errored_trial_exits_1_and_is_named(tmp_path, sy
     assert f"errored: trial {errored_id}: RuntimeError: injected fault" in result.stderr
     assert "Traceback" not in result.stderr
     assert "injected fault" in by_lr.loc[0.02, "error"]
-    # It failed right after reporting epoch 2: both reported epochs are kept.
-    assert sorted(epochs.loc[epochs["trial_id"] == errored_id, "epoch"]) == [1, 2]
+    # It fails after every epoch from 2 on: the first run and its two retries, each resumed
+    # from the last checkpoint, reported epochs 1-2, 3 and 4; then it was given up.
+    assert sorted(epochs.loc[epochs["trial_id"] == errored_id, "epoch"]) == [1, 2, 3, 4]
+    assert by_lr.loc[0.01, "epochs_run"] == 6
 
 
 ASHA = """

@@ -33,6 +33,11 @@ class ErroredTrials(str, Enum):
 Errored = Annotated[ErroredTrials, typer.Option(
     "--errored", help="On resume, errored trials are kept as they are (keep), continued from "
     "their last checkpoint (resume) or run again from scratch (restart).")]
+Address = Annotated[str | None, typer.Option(
+    help="Ray cluster: http://HEAD:8265 submits through Ray Jobs (remote clusters); auto or "
+    "HOST:6379 joins directly (on a cluster node); default: an embedded local Ray on 127.0.0.1.")]
+NoWait = Annotated[bool, typer.Option(
+    "--no-wait", help="With a Ray Jobs address: submit and return without following the logs.")]
 DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", envvar="FMNIST_DATA",
     help="Directory with the four Fashion-MNIST .gz files (default: installed copy or cache).")]
@@ -240,8 +245,7 @@ def sweep(
         help="Where results go: a directory or a URI such as s3://bucket/dir.")] = "./results",
     name: Annotated[str | None, typer.Option(help="Results folder name (default: spec name).")
                     ] = None,
-    address: Annotated[str | None, typer.Option(
-        help="Ray cluster address; default: an embedded local Ray on 127.0.0.1.")] = None,
+    address: Address = None,
     overrides: Annotated[list[str] | None, typer.Option(
         "--set", help="Override a spec key, e.g. --set trial.epochs=2 (repeatable).")] = None,
     dry_run: Annotated[bool, typer.Option(
@@ -252,14 +256,24 @@ def sweep(
         "--resume", help="Continue this sweep where it stopped (same spec, same --name).")
     ] = False,
     errored: Errored = ErroredTrials.keep,
+    no_wait: NoWait = False,
     data_dir: DataDir = None,
 ) -> None:
     """Run a sweep defined in a YAML spec on Ray Tune; exit 1 if any trial errored."""
-    from fmnist_ray.config import load_spec
+    from fmnist_ray.cluster.jobs import is_jobs_address, leave_job_working_dir
+    from fmnist_ray.config import load_spec, spec_to_yaml
     from fmnist_ray.data import load_fashion_mnist
 
     # --name is validated like the spec's own name (it becomes a directory).
     spec = load_spec(spec_file, [*(overrides or []), *([f"name={name}"] if name else [])])
+    leave_job_working_dir()
+    if is_jobs_address(address) and not dry_run:
+        args = ["sweep", "spec.yaml", "--storage", storage, "--errored", errored.value,
+                *(["--resume"] if resume else []), *(["--data-dir", str(data_dir)] if data_dir
+                                                     else [])]
+        _submit_job(address, args, {"spec.yaml": spec_to_yaml(spec)}, storage,
+                    f"{storage.rstrip('/')}/{spec.name}", no_wait)
+        return
     dataset = load_fashion_mnist(data_dir)
     if dry_run:
         from fmnist_ray.plan import plan_sweep
@@ -275,21 +289,27 @@ def sweep(
 def resume(
     results_dir: Annotated[str, typer.Argument(
         metavar="RESULTS_DIR", help="The sweep's results, e.g. results/batch_size or s3://...")],
-    address: Annotated[str | None, typer.Option(
-        help="Ray cluster address; default: an embedded local Ray on 127.0.0.1.")] = None,
+    address: Address = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No live progress table.")] = False,
     errored: Errored = ErroredTrials.keep,
+    no_wait: NoWait = False,
     data_dir: DataDir = None,
 ) -> None:
     """Continue an interrupted sweep with the spec stored beside its results."""
     import yaml
 
+    from fmnist_ray.cluster.jobs import is_jobs_address
     from fmnist_ray.config import parse_spec
     from fmnist_ray.data import load_fashion_mnist
     from fmnist_ray.results import SPEC_FILE, read_text
 
     uri = results_dir.rstrip("/")
     storage, _, name = uri.rpartition("/")
+    if is_jobs_address(address):
+        args = ["resume", uri, "--errored", errored.value,
+                *(["--data-dir", str(data_dir)] if data_dir else [])]
+        _submit_job(address, args, {}, uri, uri, no_wait)
+        return
     spec = parse_spec(yaml.safe_load(read_text(uri, SPEC_FILE)), f"{uri}/{SPEC_FILE}")
     if spec.name != name:
         spec = spec.model_copy(update={"name": name})
@@ -331,6 +351,72 @@ def _run(spec, dataset, storage: str, address: str | None, quiet: bool, resume: 
                       f"Resume with: fmnist-ray resume {summary.experiment_uri}")
         raise typer.Exit(130)
     if summary.errors:
+        raise typer.Exit(1)
+
+
+def _submit_job(address: str, args: list[str], files: dict[str, str], storage: str,
+                results_uri: str | None, no_wait: bool) -> None:
+    """Run `fmnist-ray ARGS --address auto` as a Ray Job; follow it unless `no_wait`."""
+    import sys
+
+    from fmnist_ray.cluster.jobs import check_remote_storage, follow, follow_hint, submit
+
+    check_remote_storage(storage)
+    job_id = submit(address, [*args, "--address", "auto"], files)
+    console.print(f"submitted Ray Job {job_id} to {address}", highlight=False)
+    report_hint = f"\nreport it with: fmnist-ray report {results_uri}" if results_uri else ""
+    if no_wait:
+        console.print(follow_hint(address, job_id) + report_hint, highlight=False)
+        return
+    try:
+        outcome = follow(address, job_id, lambda text: (sys.stdout.write(text),
+                                                       sys.stdout.flush()))
+    except KeyboardInterrupt:
+        console.print(f"\nstopped following; the job keeps running on the cluster.\n"
+                      f"{follow_hint(address, job_id)}", highlight=False)
+        raise typer.Exit(130) from None
+    console.print(f"Ray Job {job_id} {outcome.status.lower()}" + (
+        f" (exit code {outcome.exit_code})" if outcome.exit_code else ""), highlight=False)
+    if outcome.status != "SUCCEEDED":
+        raise typer.Exit(outcome.exit_code if outcome.exit_code in (1, 2, 130) else 1)
+
+
+@app.command()
+@user_errors
+def doctor(
+    address: Address = None,
+    storage: Annotated[str, typer.Option(
+        help="The storage your sweeps will use: checked writable from every node.")
+    ] = "./results",
+    data_dir: DataDir = None,
+) -> None:
+    """Check a cluster before a sweep: nodes, versions, storage and dataset; exit 1 on a fault."""
+    from fmnist_ray.cluster import ray_session
+    from fmnist_ray.cluster.jobs import is_jobs_address
+
+    if is_jobs_address(address):
+        _submit_job(address, ["doctor", "--storage", storage,
+                              *(["--data-dir", str(data_dir)] if data_dir else [])],
+                    {}, storage, None, no_wait=False)
+        return
+    from fmnist_ray.cluster import doctor as checks
+
+    with ray_session(address):
+        nodes = checks.nodes()
+        found = checks.run_checks(storage, str(data_dir) if data_dir else None)
+    table = Table(title=f"{len(nodes)} node(s)", title_justify="left")
+    for column in ("node", "address", "role", "CPUs", "GPUs"):
+        table.add_column(column)
+    for node in nodes:
+        table.add_row(node.node_id[:12], node.address, "head" if node.is_head else "worker",
+                      f"{node.cpus:g}", f"{node.gpus:g}")
+    console.print(table)
+    for check in found:
+        mark = "[green]ok[/]  " if check.ok else "[bold red]FAIL[/]"
+        console.print(f"{mark} {check.name}: {check.detail}", highlight=False)
+        if not check.ok:
+            console.print(f"      fix: {check.fix}", highlight=False)
+    if not all(c.ok for c in found):
         raise typer.Exit(1)
 
 

@@ -44,7 +44,9 @@ def trial_status(ray_status: str, last_result: dict[str, Any], epochs: int) -> s
 
 
 def epoch_row(trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
-    return {"trial_id": trial_id, **{k: result.get(k) for k in EPOCH_COLUMNS}}
+    """One row per trial and epoch, with the Ray node that trained it."""
+    return {"trial_id": trial_id, **{k: result.get(k) for k in EPOCH_COLUMNS},
+            "node_id": result.get("node_id")}
 
 
 def trial_row(trial_id: str, config: TrialConfig, variant: str | None, status: str,

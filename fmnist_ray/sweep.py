@@ -26,7 +26,7 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from fmnist_ray import results
-from fmnist_ray.cluster import current_node_id
+from fmnist_ray.cluster import check_shared_storage, current_node_id
 from fmnist_ray.config import Range, SweepSpec, spec_to_yaml
 from fmnist_ray.data import FashionMNIST
 from fmnist_ray.errors import UserError
@@ -366,6 +366,7 @@ def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str,
     """
     name = spec.name
     uri = _experiment_uri(storage, name)
+    check_shared_storage(storage)
     if resume:
         if not tune.Tuner.can_restore(uri):
             raise UserError(f"{uri}: no sweep to resume there; check --storage and --name, or "

@@ -437,8 +437,9 @@ def report(
 
     dirs = list(results_dirs or [])
     if all_in:
-        base = Path(all_in).expanduser()
-        dirs += sorted(str(p.parent) for p in base.glob("*/trials.parquet"))
+        from fmnist_ray.results import find_sweeps
+
+        dirs += find_sweeps(all_in)
         if not dirs:
             raise UserError(f"{all_in}: no sweep results found (no */trials.parquet); "
                             f"point --all at the --storage directory of your sweeps")

@@ -91,6 +91,19 @@ def open_storage(uri: str) -> tuple[pafs.FileSystem, str]:
             from None
 
 
+def find_sweeps(storage: str) -> list[str]:
+    """The sweeps under a storage dir or URI: the folders holding a `trials.parquet`."""
+    fs, root = open_storage(storage)
+    try:
+        entries = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    except OSError:
+        return []
+    base = storage.rstrip("/") if "://" in storage else root
+    found = [f"{base}/{e.base_name}" for e in entries if e.type == pafs.FileType.Directory
+             and fs.get_file_info(f"{e.path}/{TRIALS_FILE}").type == pafs.FileType.File]
+    return sorted(found)
+
+
 def _write_bytes(fs: pafs.FileSystem, path: str, payload: bytes) -> None:
     if isinstance(fs, pafs.LocalFileSystem):
         Path(path).parent.mkdir(parents=True, exist_ok=True)

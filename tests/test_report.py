@@ -26,6 +26,8 @@ from fmnist_ray.data import CLASS_NAMES, FILES, write_idx
 from fmnist_ray.errors import UserError
 from fmnist_ray.report import REFERENCE, build_report, load_results, summarize
 
+from .conftest import run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 needs_chromium = pytest.mark.skipif(
@@ -324,6 +326,20 @@ def test_several_sweeps_get_one_page_each_and_an_index(tmp_path):
     assert "batch_size=64" in text and "-1.9 pts" in text
     assert '<a href="study.html">← all sweeps</a>' in (tmp_path / "out" /
                                                        "study-batch.html").read_text()
+
+
+def test_all_finds_every_sweep_in_a_storage_uri(tmp_path):
+    """--all over a storage URI (file:// here, s3:// or gs:// on a cluster) finds each sweep."""
+    batch_size_sweep(tmp_path / "store" / "batch")
+    study_sweep(tmp_path / "store" / "study")
+    (tmp_path / "store" / "not-a-sweep").mkdir()
+    done = run_cli("report", "--all", f"file://{tmp_path / 'store'}",
+                   "-o", str(tmp_path / "out" / "all.html"))
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "all-batch.html", "all-study.html", "all.html"]
+    empty = run_cli("report", "--all", str(tmp_path / "out"), "-o", str(tmp_path / "x.html"))
+    assert empty.returncode == 2 and "no sweep results found" in empty.stderr
 
 
 def test_output_must_be_a_file(tmp_path):

@@ -81,3 +81,24 @@ def test_every_optimizer_builds(name):
     assert optimizer.param_groups[0]["lr"] == 0.1
     if name == "nesterov":
         assert optimizer.param_groups[0]["nesterov"] is True
+
+
+def test_channels_last_trains_the_same_cnn(data):
+    """memory_format changes how tensors are laid out, not what the model learns."""
+    base = dict(model="cnn", width=4, epochs=1, batch_size=128, seed=3, precision="fp32")
+    plain = train_trial(TrialConfig(**base, memory_format="contiguous"), data)
+    packed = train_trial(TrialConfig(**base, memory_format="channels_last"), data)
+    assert packed.history[0].train_loss == pytest.approx(plain.history[0].train_loss, rel=1e-4)
+    assert packed.best.val_accuracy == pytest.approx(plain.best.val_accuracy, abs=1e-3)
+
+
+def test_auto_memory_format_is_channels_last_only_for_cnns_on_a_gpu():
+    from fmnist_ray.train import resolve_memory_format
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert resolve_memory_format(TrialConfig(model="cnn"), cuda) == "channels_last"
+    assert resolve_memory_format(TrialConfig(model="deep_cnn_bn"), cuda) == "channels_last"
+    assert resolve_memory_format(TrialConfig(model="mlp"), cuda) == "contiguous"
+    assert resolve_memory_format(TrialConfig(model="cnn"), cpu) == "contiguous"
+    assert resolve_memory_format(TrialConfig(model="cnn", memory_format="channels_last"),
+                                 cpu) == "channels_last"

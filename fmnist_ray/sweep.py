@@ -27,7 +27,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from fmnist_ray import results
 from fmnist_ray.cluster import check_shared_storage, current_node_id
-from fmnist_ray.config import Range, SweepSpec, spec_to_yaml
+from fmnist_ray.config import Range, SweepSpec, parse_spec, spec_to_yaml
 from fmnist_ray.data import FashionMNIST
 from fmnist_ray.errors import UserError
 from fmnist_ray.models import count_parameters
@@ -348,9 +348,12 @@ def _already_used(uri: str) -> bool:
 def stored_spec_differences(spec: SweepSpec, uri: str) -> list[str]:
     """The spec keys whose values differ from those the sweep at `uri` was started with."""
     try:
-        stored = yaml.safe_load(results.read_text(uri, results.SPEC_FILE))
+        # Parsed again so that settings added since (with their defaults) don't count.
+        stored_spec = parse_spec(yaml.safe_load(results.read_text(uri, results.SPEC_FILE)),
+                                 f"{uri}/{results.SPEC_FILE}")
     except UserError:
         return []
+    stored = yaml.safe_load(spec_to_yaml(stored_spec))
     current = yaml.safe_load(spec_to_yaml(spec))
     keys = sorted(set(stored) | set(current))
     return [k for k in keys if k != "description" and stored.get(k) != current.get(k)]

@@ -20,7 +20,7 @@ TOLERANCE = 0.005  # 0.5 points of accuracy
 
 def epochs_to_reach(uri: str, accuracy: float) -> int | None:
     """Trial-epochs finished (ties included) when any trial first reached `accuracy`."""
-    done = common.epoch_end_times(uri).sort_values("timestamp")
+    done = common.ray_epoch_records(uri).sort_values("timestamp")
     hits = done[done["val_accuracy"] >= accuracy]
     if hits.empty:
         return None

@@ -124,18 +124,20 @@ class SweepRun:
     trials: pd.DataFrame
     epochs: pd.DataFrame
     seconds: float  # wall time of run_sweep, Ray already started
+    started_at: float  # time.time() when run_sweep was called, and when it returned
+    ended_at: float
 
 
 def run_spec(raw: dict[str, Any], data: FashionMNIST, storage: Path) -> SweepRun:
     """Validate a dict spec and run it on the Ray the caller started; fail on errored trials."""
     spec = parse_spec(raw, f"<{raw.get('name', 'benchmark')}>")
-    began = time.perf_counter()
+    started_at, began = time.time(), time.perf_counter()
     summary = run_sweep(spec, data, str(storage))
     seconds = time.perf_counter() - began
     if summary.errors:
         raise SystemExit(f"{spec.name}: errored trials: {summary.errors}")
     trials, epochs = read_exports(summary.experiment_uri)
-    return SweepRun(summary, trials, epochs, seconds)
+    return SweepRun(summary, trials, epochs, seconds, started_at, started_at + seconds)
 
 
 def read_exports(uri: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -144,11 +146,13 @@ def read_exports(uri: str) -> tuple[pd.DataFrame, pd.DataFrame]:
             results.read_table(uri, results.EPOCHS_FILE))
 
 
-def epoch_end_times(uri: str) -> pd.DataFrame:
-    """trial_id, epoch, val_accuracy and Ray's `timestamp` (whole seconds) of every reported
-    epoch, from Ray's own `result.json` files: epochs.parquet holds no wall-clock time."""
-    rows = [{"trial_id": tid, "epoch": int(r["epoch"]), "val_accuracy": r["val_accuracy"],
-             "timestamp": r["timestamp"]}
+def ray_epoch_records(uri: str) -> pd.DataFrame:
+    """One row per reported epoch from Ray's own `result.json` files, with what epochs.parquet
+    lacks: `timestamp` (wall clock, whole seconds), `time_this_iter_s` (the trial's time since
+    its previous report, setup and checkpointing included) and `time_total_s`."""
+    keys = ("epoch", "val_accuracy", "epoch_seconds", "eval_seconds", "timestamp",
+            "time_this_iter_s", "time_total_s")
+    rows = [{"trial_id": tid, **{k: r.get(k) for k in keys}}
             for tid, log in results.read_ray_logs(uri).items() for r in log.records]
     return pd.DataFrame(rows).drop_duplicates(["trial_id", "epoch"], keep="last")
 
@@ -188,7 +192,7 @@ def bare_loop(config: TrialConfig, data: FashionMNIST, threads: int) -> list[flo
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A plain fixed-width table; floats get 3 significant decimals."""
+    """A plain fixed-width table; floats get 3 decimals, or none and thousands separators."""
     def cell(value: Any) -> str:
         if isinstance(value, float):
             return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3f}"

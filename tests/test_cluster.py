@@ -68,6 +68,17 @@ def test_sweep_with_address_runs_trials_on_two_nodes(two_nodes, tmp_path, synthe
     assert set(epochs["node_id"]) == {head, worker}
 
 
+def test_without_address_a_sweep_starts_its_own_ray_beside_a_running_cluster(
+        two_nodes, tmp_path, synthetic_dir):
+    result = run_cli("sweep", "sweeps/smoke.yaml", "--storage", str(tmp_path), "--quiet",
+                     "--data-dir", str(synthetic_dir))
+    assert result.returncode == 0, result.stderr
+    trials = pd.read_parquet(tmp_path / "smoke" / "trials.parquet")
+    cluster_nodes = {two_nodes.head_node.node_id,
+                     *(node.node_id for node in two_nodes.worker_nodes)}
+    assert trials["node_id"].nunique() == 1 and not set(trials["node_id"]) & cluster_nodes
+
+
 def test_doctor_checks_every_node(two_nodes, tmp_path, synthetic_dir):
     ok = run_cli("doctor", "--address", two_nodes.address, "--storage", str(tmp_path),
                  "--data-dir", str(synthetic_dir))

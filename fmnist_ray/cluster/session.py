@@ -45,8 +45,10 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
             check_reachable(address)
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-                     logging_level=logging.ERROR, log_to_driver=False)
+            # address="local": always a new Ray, never one a `ray start` left running here.
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                     _node_ip_address="127.0.0.1", logging_level=logging.ERROR,
+                     log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         target = address or "a local Ray"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,91 @@
+"""What every report chart shares: status colours, sizes, epoch axes, and the Section holder.
+
+Chart builders take tidy frames with NaN/inf rows already dropped (Vega cannot draw them); every
+chart colours trial status the same way, so diverged or early-stopped runs stand out rather
+than vanish.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import altair as alt
+import pandas as pd
+
+from fmnist_ray.report.axes import Axis
+from fmnist_ray.report.formatting import format_value
+from fmnist_ray.report.load import SweepResults
+
+STATUSES = ("completed", "early_stopped", "diverged", "errored", "running", "pending",
+            "interrupted")
+STATUS_COLORS = ("#4c78a8", "#f58518", "#e45756", "#7f7f7f", "#72b7b2", "#bab0ac", "#b279a2")
+WIDTH = 380
+HEIGHT = 230
+
+
+@dataclass
+class Section:
+    """A heading, sentences under it, and its charts with a caption each."""
+
+    title: str
+    notes: list[str] = field(default_factory=list)
+    charts: list[tuple[alt.TopLevelMixin, str]] = field(default_factory=list)
+    html: str = ""  # extra markup after the charts (the trial table)
+
+
+def epoch_x(epochs: pd.Series, field: str = "epoch") -> alt.X:
+    """An epoch axis with whole-number ticks (Vega's tickMinStep alone still draws 1.5)."""
+    last = int(epochs.max()) if epochs.notna().any() else 1
+    ticks = list(range(0, last + 1)) if last <= 20 else None
+    return alt.X(f"{field}:Q", title="epoch", axis=alt.Axis(values=ticks, format="d",
+                                                            tickMinStep=1))
+
+
+def padded_scale() -> alt.Scale:
+    return alt.Scale(zero=False, padding=8)  # padding keeps dots at the extremes inside
+
+
+def status_color(present: pd.Series) -> alt.Color:
+    """Trial status in the same colour everywhere; the legend lists the statuses present."""
+    colors = dict(zip(STATUSES, STATUS_COLORS, strict=True))
+    shown = [s for s in STATUSES if s in set(present)]
+    shown += sorted(set(present) - set(shown))
+    return alt.Color("status:N", title="status", scale=alt.Scale(
+        domain=shown, range=[colors.get(s, "#bbbbbb") for s in shown]))
+
+
+def config_color(order: list[str], title: str) -> alt.Color:
+    scheme = "tableau10" if len(order) <= 10 else "category20"
+    return alt.Color("config:N", title=title, sort=order,
+                     scale=alt.Scale(domain=order, scheme=scheme),
+                     legend=alt.Legend(labelLimit=320, symbolLimit=40, symbolOpacity=1,
+                                       symbolType="stroke", symbolStrokeWidth=3))
+
+
+def trial_labels(trials: pd.DataFrame) -> pd.Series:
+    seeds = trials["seed"].nunique() > 1
+    label = trials["trial_id"] + " · " + trials["config"]
+    return label + (" · seed " + trials["seed"].map(format_value) if seeds else "")
+
+
+def not_drawn_caption(results: SweepResults, column: str) -> str:
+    """A caption naming trials whose `column` is NaN/inf at some epoch: lines cannot show it."""
+    epochs, trials = results.epochs, results.trials
+    finite = set(epochs.loc[epochs[column].notna(), "trial_id"])
+    gaps = set(epochs.loc[epochs[column].isna(), "trial_id"])
+    status = dict(zip(trials["trial_id"], trials["status"], strict=True))
+    absent = [t for t in trials["trial_id"] if t not in finite]
+    partial = [t for t in trials["trial_id"] if t in finite and t in gaps]
+    return "".join(f" {what}: " + ", ".join(f"{t} ({status[t]})" for t in ids) + "."
+                   for what, ids in (("Not drawn (no finite epochs)", absent),
+                                     ("NaN/inf epochs left out", partial)) if ids)
+
+
+def chart_axes(results: SweepResults) -> list[Axis]:
+    """The varied axes, or the single pseudo-axis `configuration` when nothing was varied."""
+    return results.axes or [Axis("config", results.configs)]
+
+
+def in_config_order(frame: pd.DataFrame, configs: list[str], then: str) -> pd.DataFrame:
+    rank = frame["config"].map({c: i for i, c in enumerate(configs)})
+    return frame.assign(_rank=rank).sort_values(["_rank", then]).drop(columns="_rank")

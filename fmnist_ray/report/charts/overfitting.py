@@ -1,0 +1,109 @@
+"""Overfitting charts: training vs validation loss, the gap over epochs, best vs last epoch."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from fmnist_ray.report.charts.common import (
+    WIDTH,
+    Section,
+    epoch_x,
+    in_config_order,
+    not_drawn_caption,
+    padded_scale,
+    trial_labels,
+)
+from fmnist_ray.report.charts.curves import SPREAD_CAPTION, curve_legend, curves, tagged_epochs
+from fmnist_ray.report.load import SweepResults
+
+
+def train_vs_val(frame: pd.DataFrame, order: list[str]) -> alt.FacetChart:
+    """Training and validation loss over epochs, one small panel per configuration."""
+    stats = (frame.groupby(["config", "split", "epoch"], observed=True)["loss"].mean()
+             .reset_index())
+    columns = min(4, max(1, len(order)))
+    width = max(180, int(4 * WIDTH / 2 / columns))
+    return (alt.Chart(stats).mark_line(point=True)
+            .encode(x=epoch_x(stats["epoch"]),
+                    y=alt.Y("loss:Q", title="loss (mean over seeds)",
+                            scale=padded_scale()),
+                    color=alt.Color("split:N", title="",
+                                    scale=alt.Scale(domain=["train", "validation"],
+                                                    range=["#9ecae9", "#d62728"])),
+                    tooltip=["config:N", "split:N", "epoch:Q",
+                             alt.Tooltip("loss:Q", format=".4f")])
+            .properties(width=width, height=150)
+            .facet(facet=alt.Facet("config:N", title=None, sort=order,
+                                   header=alt.Header(labelLimit=260)), columns=columns)
+            .properties(title="Training vs validation loss"))
+
+
+def epoch_markers(frame: pd.DataFrame) -> alt.LayerChart:
+    """Per trial: the best-validation epoch, the epoch of lowest validation loss, the last one.
+
+    `frame` has columns trial (label), status, best_epoch, turn_epoch, last_epoch.
+    """
+    long = frame.melt(id_vars=["trial", "status"],
+                      value_vars=["best_epoch", "turn_epoch", "last_epoch"],
+                      var_name="marker", value_name="epoch").dropna(subset=["epoch"])
+    names = {"best_epoch": "best validation epoch (weights tested)",
+             "turn_epoch": "lowest validation loss (turns upward after)",
+             "last_epoch": "last epoch trained"}
+    long["marker"] = long["marker"].map(names)
+    order = list(frame["trial"])
+    y = alt.Y("trial:N", sort=order, title=None, axis=alt.Axis(labelLimit=300))
+    span = alt.Chart(frame).mark_rule(color="#bbb", strokeWidth=2).encode(
+        y=y, x=epoch_x(frame["last_epoch"], "best_epoch"),
+        x2="last_epoch:Q")
+    legend = alt.Legend(labelLimit=320, orient="bottom", direction="vertical")
+    marks = alt.Chart(long).mark_point(size=80, filled=True, opacity=0.95).encode(
+        y=y, x="epoch:Q", yOffset=alt.YOffset("marker:N", sort=list(names.values())),
+        shape=alt.Shape("marker:N", title=None, legend=legend, scale=alt.Scale(
+            domain=list(names.values()), range=["circle", "diamond", "square"])),
+        color=alt.Color("marker:N", title=None, legend=legend, scale=alt.Scale(
+            domain=list(names.values()), range=["#2ca02c", "#d62728", "#555555"])),
+        tooltip=["trial:N", "status:N", "marker:N", "epoch:Q"])
+    return (span + marks).properties(title="Best epoch vs last epoch", width=WIDTH + 120,
+                                     height=max(60, 24 * len(order)))
+
+
+def _epoch_marker_chart(results: SweepResults,
+                        per_trial: pd.DataFrame) -> tuple[alt.TopLevelMixin, str]:
+    frame = per_trial.merge(results.trials[["trial_id", "seed"]], on="trial_id")
+    frame["trial"] = trial_labels(frame)
+    frame = in_config_order(frame, results.configs, "trial")
+    caption = ("Green: the epoch whose weights were tested; red: lowest validation loss; "
+               "grey: last epoch trained. A long green-to-grey span means training went on "
+               "past its best.")
+    return epoch_markers(frame[["trial", "status", "best_epoch", "turn_epoch",
+                                "last_epoch"]]), caption
+
+
+def overfitting_section(results: SweepResults, top: list[str],
+                        per_trial: pd.DataFrame) -> Section:
+    """Loss curves and gap over epochs for the `top` configurations; epoch markers per trial.
+
+    The markers (best, lowest validation loss, last epoch) cover every trial in `per_trial`.
+    """
+    overfit = Section("Overfitting")
+    losses = (tagged_epochs(results, top).dropna(subset=["train_loss", "val_loss"])
+              if len(results.epochs) else pd.DataFrame())
+    if len(losses):
+        long = losses.melt(id_vars=["trial_id", "config", "epoch"],
+                           value_vars=["train_loss", "val_loss"], var_name="split",
+                           value_name="loss")
+        long["split"] = long["split"].map({"train_loss": "train", "val_loss": "validation"})
+        overfit.charts.append((train_vs_val(long, top),
+                               "Training loss is averaged over each epoch's batches (dropout "
+                               "on); validation loss is measured after the epoch."))
+        gaps = losses.assign(gap=losses["val_loss"] - losses["train_loss"])
+        overfit.charts.append((curves(gaps, "gap", "Generalisation gap over epochs",
+                                      "validation loss − training loss", top,
+                                      curve_legend(results)),
+                               "Above zero and growing: the model fits the training set better "
+                               "than unseen images." + SPREAD_CAPTION
+                               + not_drawn_caption(results, "val_loss")))
+    if len(per_trial):
+        overfit.charts.append(_epoch_marker_chart(results, per_trial))
+    return overfit

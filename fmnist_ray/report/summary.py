@@ -123,19 +123,33 @@ def _overfitting_findings(results: SweepResults, per_trial: pd.DataFrame) -> lis
     return lines + _regularizer_findings(results, per_trial)
 
 
+def _architecture_name(shape: dict) -> str:
+    """`cnn`, or `mlp 512-512-512` where the hidden sizes tell MLPs apart."""
+    if shape.get("model") == "mlp" and shape.get("hidden_sizes"):
+        return f"mlp {shape['hidden_sizes']}"
+    return str(shape.get("model", "all trials"))
+
+
 def _regularizer_findings(results: SweepResults, per_trial: pd.DataFrame) -> list[str]:
     """Did dropout or batch norm (deep_cnn_bn) narrow the gap, where the sweep varies them?"""
     lines = []
-    joined = per_trial.merge(results.trials[["trial_id", "dropout", "model"]], on="trial_id")
-    by_dropout = joined.dropna(subset=["dropout"]).groupby("dropout")["gap"].mean().sort_index()
-    if len(by_dropout) > 1:
+    shape = [c for c in ("model", "hidden_sizes", "width") if c in results.trials]
+    joined = per_trial.merge(results.trials[["trial_id", "dropout", *shape]], on="trial_id")
+    clauses = []  # dropout is compared within one architecture, never across two
+    for architecture, group in joined.dropna(subset=["dropout"]).groupby(shape, sort=False):
+        by_dropout = group.groupby("dropout")["gap"].mean().sort_index()
+        if len(by_dropout) < 2:
+            continue
         gaps = ", ".join(f"{g:.3f} at dropout {format_value(d)}" for d, g in by_dropout.items())
         low, high = by_dropout.index[0], by_dropout.index[-1]
         change = by_dropout[low] - by_dropout[high]
         verdict = "narrowed it by" if change > 0 else "did not narrow it; it changed by"
         amount = f"{change:.3f}" if change > 0 else f"{-change:+.3f}"
-        lines.append(f"Dropout: last-epoch gap {gaps}; dropout {format_value(high)} {verdict} "
-                     f"{amount} against {format_value(low)}.")
+        clauses.append(f"{_architecture_name(dict(zip(shape, architecture, strict=True)))}: "
+                       f"last-epoch gap {gaps}; dropout {format_value(high)} {verdict} "
+                       f"{amount} against {format_value(low)}.")
+    if clauses:
+        lines.append("Dropout: " + " ".join(clauses))
     by_model = joined.groupby("model")["gap"].mean()
     if "deep_cnn_bn" in by_model and len(by_model) > 1:
         bn = by_model["deep_cnn_bn"]

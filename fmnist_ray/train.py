@@ -228,6 +228,21 @@ def _restore_rng(rng: dict[str, Any], shuffle: torch.Generator, device: torch.de
         torch.cuda.set_rng_state(rng["cuda"], device)
 
 
+class _Run:
+    """What a run needs, set up from its config: device, precision, seeded model, data."""
+
+    def __init__(self, config: TrialConfig, data: FashionMNIST, threads: int | None):
+        if threads:
+            torch.set_num_threads(max(1, int(threads)))
+        self.device = resolve_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)
+        channels_last = resolve_memory_format(config, self.device) == "channels_last"
+        torch.manual_seed(config.seed)
+        self.model = _place(build_trial_model(config), self.device, channels_last)
+        self.optimizer = build_optimizer(config, self.model.parameters())
+        self.tensors = DeviceData(data, self.device, config.normalize, channels_last)
+
+
 def train_trial(
     config: TrialConfig,
     data: FashionMNIST,
@@ -242,22 +257,16 @@ def train_trial(
     never used to choose.
     """
     began = time.perf_counter()
-    if threads:
-        torch.set_num_threads(max(1, int(threads)))
-    device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    channels_last = resolve_memory_format(config, device) == "channels_last"
-    torch.manual_seed(config.seed)
+    run = _Run(config, data, threads)
+    device, precision, model, optimizer = run.device, run.precision, run.model, run.optimizer
     shuffle = torch.Generator().manual_seed(config.seed)
-    model = _place(build_trial_model(config), device, channels_last)
-    optimizer = build_optimizer(config, model.parameters())
     best, history, first_epoch = Best(), [], 1
     if start is not None:
         model.load_state_dict(start.model)
         optimizer.load_state_dict(start.optimizer)
         _restore_rng(start.rng, shuffle, device)
         best, history, first_epoch = copy.deepcopy(start.best), list(start.history), start.epoch + 1
-    tensors = DeviceData(data, device, config.normalize, channels_last)
+    tensors = run.tensors
     train_x, train_y = tensors.train
     n_train = len(train_y)
     status = "completed"
@@ -311,16 +320,10 @@ def train_trial(
 def measure_throughput(config: TrialConfig, data: FashionMNIST, batches: int = 20,
                        threads: int | None = None) -> float:
     """Training images per second for `config` over a few batches, after one warm-up batch."""
-    if threads:
-        torch.set_num_threads(max(1, int(threads)))
-    device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    channels_last = resolve_memory_format(config, device) == "channels_last"
-    torch.manual_seed(config.seed)
-    model = _place(build_trial_model(config), device, channels_last).train()
-    optimizer = build_optimizer(config, model.parameters())
-    tensors = DeviceData(data, device, config.normalize, channels_last)
-    train_x, train_y = tensors.train
+    run = _Run(config, data, threads)
+    device, precision, model, optimizer = run.device, run.precision, run.model, run.optimizer
+    model.train()
+    train_x, train_y = run.tensors.train
     batch = min(config.batch_size, len(train_y))
     tick = 0.0
     for step in range(batches + 1):
@@ -330,7 +333,7 @@ def measure_throughput(config: TrialConfig, data: FashionMNIST, batches: int = 2
             tick = time.perf_counter()
         idx = torch.randint(len(train_y), (batch,), device=device)
         with _autocast(device, precision):
-            loss = F.cross_entropy(model(tensors.images(train_x[idx])).float(), train_y[idx])
+            loss = F.cross_entropy(model(run.tensors.images(train_x[idx])).float(), train_y[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

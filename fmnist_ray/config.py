@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fmnist_ray.errors import UserError
 from fmnist_ray.models import MODELS
@@ -30,12 +30,20 @@ class TrialConfig(_Strict):
 
     model: str = "cnn"  # a name from fmnist_ray.models.MODELS
     hidden_sizes: list[Annotated[int, Field(ge=1)]] = Field(default=[512], min_length=1)  # mlp
-    width: int = Field(default=32, ge=1)  # base conv channels of cnn / deep_cnn_bn
+    width: int = Field(default=32, ge=1)  # base conv channels of cnn / deep_cnn_bn / resnet
+    depth: int = Field(default=1, ge=1)  # resnet: residual blocks per stage
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     optimizer: str = "adam"
     lr: float = Field(default=1e-3, gt=0.0)
     momentum: float = Field(default=0.9, ge=0.0, lt=1.0)  # sgd_momentum, nesterov, rmsprop
     weight_decay: float = Field(default=0.0, ge=0.0)
+    schedule: Literal["constant", "cosine", "onecycle"] = "constant"  # learning rate over steps
+    warmup_epochs: float = Field(default=0.0, ge=0.0)  # linear warm-up from 0 (constant, cosine)
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    ema: float = Field(default=0.0, ge=0.0, lt=1.0)  # decay of a weight average evaluated; 0: off
+    augment_crop: int = Field(default=0, ge=0, le=14)  # random 28 px crop after padding this much
+    augment_flip: bool = False  # random horizontal flip
+    augment_erasing: float = Field(default=0.0, ge=0.0, le=1.0)  # chance of erasing a rectangle
     batch_size: int = Field(default=64, ge=1)
     epochs: int = Field(default=10, ge=1)
     seed: int = Field(default=0, ge=0)
@@ -44,6 +52,13 @@ class TrialConfig(_Strict):
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the hardware is fast
     # auto: channels_last for the CNNs on a GPU (faster convolutions there), contiguous on CPU
     memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"
+
+    @model_validator(mode="after")
+    def _warmup_within_epochs(self) -> TrialConfig:
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs {self.warmup_epochs:g} must be below epochs "
+                             f"{self.epochs}; lower it")
+        return self
 
     @field_validator("model")
     @classmethod
@@ -205,6 +220,8 @@ def _describe(error: dict) -> str:
         return (f"{path}: use letters, digits and _ . - only, starting with a letter or digit "
                 f"(got {error['input']!r})")
     message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+    if isinstance(error["input"], dict):  # a check across keys: the message names them
+        return f"{path}: {message}"
     return f"{path}: {message} (got {error['input']!r})"
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
 from torch import nn
 
 NUM_CLASSES = 10
@@ -53,10 +54,47 @@ def deep_cnn_bn(width: int = 32, dropout: float = 0.0, **_: object) -> nn.Module
     )
 
 
+class _ResidualBlock(nn.Module):
+    """Two 3x3 conv-BN layers and a shortcut (a strided 1x1 conv where the shape changes)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(c_out), nn.ReLU(),
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+        )
+        self.shortcut = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
+            nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+def resnet(width: int = 32, depth: int = 1, dropout: float = 0.0, **_: object) -> nn.Module:
+    """A small ResNet: three stages (28, 14, 7 px; width, 2x, 4x channels) of `depth` blocks.
+
+    width 16-32 and depth 1-2 train on a CPU; wider and deeper is the GPU end of the family
+    (width 64, depth 3 is close to ResNet-20 in shape).
+    """
+    layers: list[nn.Module] = [nn.Conv2d(1, width, 3, padding=1, bias=False),
+                               nn.BatchNorm2d(width), nn.ReLU()]
+    channels = width
+    for stage in range(3):
+        for block in range(depth):
+            out = width * 2 ** stage
+            layers.append(_ResidualBlock(channels, out, 2 if stage and not block else 1))
+            channels = out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
+               nn.Linear(channels, NUM_CLASSES)]
+    return nn.Sequential(*layers)
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "mlp": mlp,
     "cnn": cnn,
     "deep_cnn_bn": deep_cnn_bn,
+    "resnet": resnet,
 }
 
 

@@ -22,9 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fmnist_ray.augment import Augmenter
 from fmnist_ray.config import TrialConfig
 from fmnist_ray.data import PIXEL_MEAN, PIXEL_STD, FashionMNIST
 from fmnist_ray.models import build_model, count_parameters
+from fmnist_ray.schedules import WeightAverage, lr_factor
 
 # Evaluation batches: large on a GPU (fewer launches); on a CPU larger ones only cost memory.
 EVAL_BATCH = {"cuda": 4096, "cpu": 512}
@@ -70,6 +72,7 @@ class TrainState:
     rng: dict[str, Any]
     best: Best
     history: list[EpochMetrics] = field(default_factory=list)
+    ema: dict[str, Any] | None = None  # the weight average, when the config keeps one
 
     def save(self, path: Path) -> None:
         torch.save({**asdict(self), "best": asdict(self.best),
@@ -80,7 +83,7 @@ class TrainState:
         raw = torch.load(path, map_location="cpu", weights_only=False)
         return cls(model=raw["model"], optimizer=raw["optimizer"], epoch=raw["epoch"],
                    rng=raw["rng"], best=Best(**raw["best"]),
-                   history=[EpochMetrics(**m) for m in raw["history"]])
+                   history=[EpochMetrics(**m) for m in raw["history"]], ema=raw.get("ema"))
 
 
 @dataclass
@@ -139,7 +142,7 @@ def resolve_memory_format(config: TrialConfig, device: torch.device) -> str:
 def build_trial_model(config: TrialConfig) -> nn.Module:
     """The model a trial config names, with its options."""
     return build_model(config.model, hidden_sizes=config.hidden_sizes, width=config.width,
-                       dropout=config.dropout)
+                       depth=config.depth, dropout=config.dropout)
 
 
 def _place(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
@@ -179,10 +182,14 @@ class DeviceData:
         self.val = (to_device(data.val_images), to_device(data.val_labels).long())
         self.test = (to_device(data.test_images), to_device(data.test_labels).long())
 
-    def images(self, raw: torch.Tensor) -> torch.Tensor:
+    def images(self, raw: torch.Tensor, augment: Augmenter | None = None) -> torch.Tensor:
+        if augment is not None:
+            raw = augment.geometric(raw)
         x = raw.unsqueeze(1).float().mul_(1 / 255)
         if self.normalize:
             x = x.sub_(PIXEL_MEAN).div_(PIXEL_STD)
+        if augment is not None:
+            x = augment.erase(x)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
@@ -229,7 +236,8 @@ def _restore_rng(rng: dict[str, Any], shuffle: torch.Generator, device: torch.de
 
 
 class _Run:
-    """What a run needs, set up from its config: device, precision, seeded model, data."""
+    """What a run needs, set up from its config: device, precision, seeded model, data, and
+    the augmentation and weight average it asks for."""
 
     def __init__(self, config: TrialConfig, data: FashionMNIST, threads: int | None):
         if threads:
@@ -241,6 +249,14 @@ class _Run:
         self.model = _place(build_trial_model(config), self.device, channels_last)
         self.optimizer = build_optimizer(config, self.model.parameters())
         self.tensors = DeviceData(data, self.device, config.normalize, channels_last)
+        self.shuffle = torch.Generator().manual_seed(config.seed)
+        augmenter = Augmenter(config, self.shuffle)
+        self.augment = augmenter if augmenter.enabled else None
+        self.average = WeightAverage(self.model, config.ema) if config.ema else None
+
+    def evaluated(self) -> nn.Module:
+        """The weights that are evaluated: the average when there is one."""
+        return self.average.model if self.average else self.model
 
 
 def train_trial(
@@ -259,16 +275,22 @@ def train_trial(
     began = time.perf_counter()
     run = _Run(config, data, threads)
     device, precision, model, optimizer = run.device, run.precision, run.model, run.optimizer
-    shuffle = torch.Generator().manual_seed(config.seed)
+    shuffle, average = run.shuffle, run.average
     best, history, first_epoch = Best(), [], 1
     if start is not None:
         model.load_state_dict(start.model)
         optimizer.load_state_dict(start.optimizer)
+        if average is not None and start.ema is not None:
+            average.model.load_state_dict(start.ema)
         _restore_rng(start.rng, shuffle, device)
         best, history, first_epoch = copy.deepcopy(start.best), list(start.history), start.epoch + 1
     tensors = run.tensors
     train_x, train_y = tensors.train
     n_train = len(train_y)
+    steps_per_epoch = math.ceil(n_train / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    scheduled = config.schedule != "constant" or warmup_steps > 0
     status = "completed"
 
     for epoch in range(first_epoch, config.epochs + 1):
@@ -277,15 +299,22 @@ def train_trial(
         order = torch.randperm(n_train, generator=shuffle).to(device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
-        for begin in range(0, n_train, config.batch_size):
+        for step, begin in enumerate(range(0, n_train, config.batch_size),
+                                     start=(epoch - 1) * steps_per_epoch):
+            if scheduled:
+                factor = lr_factor(config.schedule, step, total_steps, warmup_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = config.lr * factor
             idx = order[begin:begin + config.batch_size]
-            x, y = tensors.images(train_x[idx]), train_y[idx]
+            x, y = tensors.images(train_x[idx], run.augment), train_y[idx]
             with _autocast(device, precision):
                 logits = model(x)
-            loss = F.cross_entropy(logits.float(), y)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if average is not None:
+                average.update(step)
             loss_sum += loss.detach() * len(y)
             correct += (logits.detach().argmax(1) == y).sum()
         train_loss = loss_sum.item() / n_train
@@ -293,9 +322,11 @@ def train_trial(
         diverged = not math.isfinite(train_loss) or train_loss > DIVERGED_LOSS
 
         tick = time.perf_counter()
-        val_loss, val_acc, _ = evaluate(model, tensors, tensors.val, precision)
+        evaluated = run.evaluated()
+        val_loss, val_acc, _ = evaluate(evaluated, tensors, tensors.val, precision)
         if not diverged and val_acc > best.val_accuracy:
-            test_loss, test_acc, matrix = evaluate(model, tensors, tensors.test, precision, True)
+            test_loss, test_acc, matrix = evaluate(evaluated, tensors, tensors.test, precision,
+                                                   True)
             best = Best(epoch, val_acc, val_loss, test_loss, test_acc, matrix)
         metrics = EpochMetrics(
             epoch=epoch, train_loss=train_loss, train_accuracy=correct.item() / n_train,
@@ -306,7 +337,8 @@ def train_trial(
         history.append(metrics)
         if on_epoch is not None:
             state = TrainState(model.state_dict(), optimizer.state_dict(), epoch,
-                               _capture_rng(shuffle, device), best, history)
+                               _capture_rng(shuffle, device), best, history,
+                               average.model.state_dict() if average else None)
             on_epoch(metrics, state)
         if diverged:
             status = "diverged"
@@ -333,7 +365,8 @@ def measure_throughput(config: TrialConfig, data: FashionMNIST, batches: int = 2
             tick = time.perf_counter()
         idx = torch.randint(len(train_y), (batch,), device=device)
         with _autocast(device, precision):
-            loss = F.cross_entropy(model(run.tensors.images(train_x[idx])).float(), train_y[idx])
+            logits = model(run.tensors.images(train_x[idx], run.augment))
+            loss = F.cross_entropy(logits.float(), train_y[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

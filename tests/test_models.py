@@ -34,3 +34,12 @@ def test_dropout_is_active_in_training_only():
     assert not torch.equal(model(x), model(x))
     model.eval()
     assert torch.equal(model(x), model(x))
+
+
+def test_resnet_width_and_depth_scale_it():
+    small, deeper, wider = (count_parameters(build_model("resnet", width=w, depth=d))
+                            for w, d in ((16, 1), (16, 2), (32, 1)))
+    assert small < deeper and small < wider
+    blocks = sum(type(m).__name__ == "_ResidualBlock"
+                 for m in build_model("resnet", depth=3).modules())
+    assert blocks == 9

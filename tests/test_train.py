@@ -34,10 +34,17 @@ def test_test_metrics_come_from_the_best_validation_epoch(data):
     assert all(m.images_per_second > 0 and m.epoch_seconds > 0 for m, _ in seen)
 
 
-@pytest.mark.parametrize("model", ["mlp", "deep_cnn_bn"])
-def test_resume_from_saved_state_equals_an_uninterrupted_run(data, tmp_path, model):
+AUGMENTED_AND_SCHEDULED = {"augment_crop": 2, "augment_flip": True, "augment_erasing": 0.5,
+                           "schedule": "onecycle", "label_smoothing": 0.1, "ema": 0.9}
+
+
+@pytest.mark.parametrize(("model", "extra"), [
+    ("mlp", {}), ("deep_cnn_bn", {}), ("resnet", AUGMENTED_AND_SCHEDULED),
+    ("mlp", {**AUGMENTED_AND_SCHEDULED, "schedule": "cosine", "warmup_epochs": 1.5}),
+])
+def test_resume_from_saved_state_equals_an_uninterrupted_run(data, tmp_path, model, extra):
     config = TrialConfig(model=model, hidden_sizes=[32], width=4, dropout=0.3, epochs=3,
-                         batch_size=128, seed=7)
+                         batch_size=128, seed=7, **extra)
     full = train_trial(config, data)
 
     def save_after_first_epoch(metrics, state):
@@ -102,3 +109,21 @@ def test_auto_memory_format_is_channels_last_only_for_cnns_on_a_gpu():
     assert resolve_memory_format(TrialConfig(model="cnn"), cpu) == "contiguous"
     assert resolve_memory_format(TrialConfig(model="cnn", memory_format="channels_last"),
                                  cpu) == "channels_last"
+
+
+def test_augmentation_schedule_and_average_change_training_but_still_learn(data):
+    base = TrialConfig(model="mlp", hidden_sizes=[64], epochs=4, batch_size=32, lr=3e-3)
+    plain = train_trial(base, data)
+    # The synthetic classes are bands 2 px apart: a shift would change the class, so no crop.
+    tuned = train_trial(base.model_copy(update={**AUGMENTED_AND_SCHEDULED, "augment_crop": 0}),
+                        data)
+    assert plain.history[0].train_loss != tuned.history[0].train_loss
+    assert tuned.best.val_accuracy > 0.85
+
+
+def test_the_weight_average_is_what_gets_evaluated(data):
+    config = TrialConfig(model="mlp", hidden_sizes=[32], epochs=2, batch_size=64, ema=0.99)
+    states = []
+    train_trial(config, data, on_epoch=lambda m, s: states.append(s))
+    assert states[-1].ema is not None
+    assert any(not torch.equal(states[-1].ema[k], states[-1].model[k]) for k in states[-1].ema)

@@ -107,7 +107,7 @@ def _epoch_table(history) -> Table:
 @app.command()
 @user_errors
 def train(
-    model: Annotated[str, typer.Option(help="mlp, cnn or deep_cnn_bn.")] = "cnn",
+    model: Annotated[str, typer.Option(help="mlp, cnn, deep_cnn_bn or resnet.")] = "cnn",
     optimizer: Annotated[str, typer.Option(
         help="sgd, sgd_momentum, nesterov, adam, adamw, rmsprop or adagrad.")] = "adam",
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
@@ -117,6 +117,20 @@ def train(
     hidden: Annotated[str | None, typer.Option(
         help="MLP hidden sizes, comma-separated, e.g. 512,256.")] = None,
     width: Annotated[int | None, typer.Option(help="Base conv channels of the CNNs.")] = None,
+    depth: Annotated[int | None, typer.Option(help="resnet: residual blocks per stage.")] = None,
+    schedule: Annotated[str | None, typer.Option(
+        help="Learning rate over the run: constant, cosine or onecycle.")] = None,
+    warmup_epochs: Annotated[float | None, typer.Option(
+        help="Linear warm-up of the learning rate, in epochs.")] = None,
+    label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing, 0-1.")] = None,
+    ema: Annotated[float | None, typer.Option(
+        help="Evaluate an average of the weights with this decay, e.g. 0.999.")] = None,
+    augment_crop: Annotated[int | None, typer.Option(
+        help="Random-crop augmentation: pad by this many pixels, crop 28x28.")] = None,
+    augment_flip: Annotated[bool | None, typer.Option(
+        help="Random horizontal flip augmentation.")] = None,
+    augment_erasing: Annotated[float | None, typer.Option(
+        help="Random-erasing augmentation: chance per image.")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="L2 weight decay.")] = None,
     momentum: Annotated[float | None, typer.Option(
         help="Momentum for sgd_momentum / nesterov.")] = None,
@@ -140,6 +154,9 @@ def train(
                             f"e.g. --hidden 512,256") from None
     config = _trial_config(model=model, optimizer=optimizer, lr=lr, batch_size=batch_size,
                            epochs=epochs, dropout=dropout, hidden_sizes=hidden_sizes, width=width,
+                           depth=depth, schedule=schedule, warmup_epochs=warmup_epochs,
+                           label_smoothing=label_smoothing, ema=ema, augment_crop=augment_crop,
+                           augment_flip=augment_flip, augment_erasing=augment_erasing,
                            weight_decay=weight_decay, momentum=momentum, seed=seed, device=device,
                            precision=precision)
     dataset = load_fashion_mnist(data_dir)
@@ -171,13 +188,19 @@ def train(
 
 
 def _print_plan(plan, spec) -> None:
-    table = Table(title=f"{len(plan.trials)} trial(s)", title_justify="left")
+    listed = plan.trials
+    title = f"{len(plan.trials)} trial(s)"
+    if spec.search != "grid":
+        listed = plan.trials[:len(spec.start_with)]
+        title += (f": {len(listed)} start point(s), then {len(plan.trials) - len(listed)} "
+                  f"sampled by {spec.search} search")
+    table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
     columns = plan.varied or ["model"]
     for column in columns:
         table.add_column(column)
     table.add_column("epochs", justify="right")
-    for i, trial in enumerate(plan.trials, 1):
+    for i, trial in enumerate(listed, 1):
         values = trial.model_dump()
         table.add_row(str(i), *[str(values[c]) for c in columns], str(trial.epochs))
     console.print(table)
@@ -189,6 +212,8 @@ def _print_plan(plan, spec) -> None:
     bound = " (an upper bound: ASHA stops weak trials early)" \
         if spec.scheduler.type == "asha" else ""
     estimate = f"{plan.seconds:.0f} s" if plan.seconds < 120 else f"{plan.seconds / 60:.1f} min"
+    if spec.time_budget_minutes and plan.seconds >= spec.time_budget_minutes * 60:
+        bound = " (the time budget ends the search then)"
     console.print(f"estimated wall time: {estimate} of training, plus ~10 s to start Ray{bound}")
 
 
@@ -338,12 +363,16 @@ def _run(spec, dataset, storage: str, address: str | None, quiet: bool, resume: 
             summary = run(on_update=_LogLines(spec))
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items()))
     console.print(f"sweep finished in {summary.seconds:.0f} s: {counts}")
+    budget = spec.time_budget_minutes
+    if budget and summary.seconds >= budget * 60:
+        console.print(f"the time budget of {budget:g} min ended the search; trials it cut short "
+                      f"count as early_stopped")
     console.print(f"results: {summary.experiment_uri}/trials.parquet, epochs.parquet")
     if summary.best:
         best = summary.best
         console.print(f"best trial {best['trial_id']}: test accuracy {best['test_accuracy']:.4f}, "
                       f"test loss {best['test_loss']:.4f}, val accuracy "
-                      f"{best['best_val_accuracy']:.4f} (epoch {best['best_epoch']})")
+                      f"{best['best_val_accuracy']:.4f} (epoch {best['best_epoch']:.0f})")
     for trial_id, error in summary.errors:
         err_console.print(f"[bold red]errored:[/] trial {trial_id}: {error}", highlight=False)
     if summary.interrupted:

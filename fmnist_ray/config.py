@@ -50,7 +50,7 @@ class TrialConfig(_Strict):
     normalize: bool = True  # standardize pixels with the training mean/std
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the hardware is fast
-    # auto: channels_last for the CNNs on a GPU (faster convolutions there), contiguous on CPU
+    # auto: channels_last for the convolutional models (faster on GPUs and CPUs), else contiguous
     memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"
 
     @model_validator(mode="after")
@@ -153,6 +153,9 @@ class SweepSpec(_Strict):
     max_concurrent_trials: int | None = Field(default=None, ge=1)
     max_failures: int = Field(default=2, ge=0)
     checkpoint_every: int = Field(default=1, ge=1)  # epochs between checkpoints
+    # Random / Optuna search: points tried first (axis values; a variant by its name).
+    start_with: list[dict[str, Any]] = []
+    time_budget_minutes: float | None = Field(default=None, gt=0)  # stop every trial after this
 
     @property
     def resolved_mode(self) -> str:
@@ -295,6 +298,7 @@ def _semantic_problems(spec: SweepSpec) -> list[str]:
     if spec.search == "optuna" and spec.seeds > 1:
         problems.append("seeds: Optuna search samples each point once; set seeds: 1 "
                         "or use search: random")
+    problems += _start_point_problems(spec)
     if spec.search != "grid" and not spec.axes and not spec.variants:
         problems.append("axes: random/Optuna search needs at least one axis")
     if spec.mode and spec.mode != ("max" if spec.metric.endswith("accuracy") else "min"):
@@ -308,6 +312,40 @@ def _semantic_problems(spec: SweepSpec) -> list[str]:
             problems.append(f"scheduler.max_t: {spec.max_t} exceeds trial.epochs "
                             f"{spec.trial.epochs}; lower max_t or raise epochs")
     return problems
+
+
+def _start_point_problems(spec: SweepSpec) -> list[str]:
+    if spec.start_with and spec.search == "grid":
+        return ["start_with: a grid runs every point anyway; set search: random or optuna, "
+                "or remove start_with"]
+    problems = []
+    names = [v.name for v in spec.variants]
+    searched = [*spec.axes, *(["variant"] if spec.variants else [])]
+    for i, point in enumerate(spec.start_with):
+        for key, value in point.items():
+            path = f"start_with.{i}.{key}"
+            if key not in searched:
+                problems.append(f"{path}: not an axis of this sweep; "
+                                f"{_suggest_key(key, searched)}")
+            elif key == "variant" and value not in names:
+                problems.append(f"{path}: no variant named {value!r}; "
+                                f"{_suggest_key(str(value), names)}")
+            elif key != "variant":
+                problems += _point_value_problems(spec, path, key, value)
+    return problems
+
+
+def _point_value_problems(spec: SweepSpec, path: str, key: str, value: Any) -> list[str]:
+    axis = spec.axes[key]
+    if isinstance(axis, list) or axis.kind == "choice":
+        allowed = axis if isinstance(axis, list) else axis.choice
+        return [] if value in allowed else [f"{path}: {value!r} is not one of the axis's values "
+                                            f"{allowed}; pick one of them"]
+    low, high = getattr(axis, axis.kind)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        return [f"{path}: {value!r} is outside the axis's range [{low}, {high}]; pick a value "
+                f"inside it"]
+    return []
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:

@@ -28,9 +28,16 @@ def _varied_keys(trials: list[TrialConfig]) -> list[str]:
 
 
 def _trial_list(spec: SweepSpec) -> list[TrialConfig]:
+    """Grid: every trial. Search: the start points, then stand-ins for the sampled trials
+    (the base config with each variant in turn, so the estimate covers every model)."""
     if spec.search == "grid":
         return [spec.trial_config(point) for point in spec.grid_points()]
-    return [spec.trial] * spec.num_samples * spec.seeds
+    variants = {v.name: {"name": v.name, **v.settings} for v in spec.variants}
+    starts = [spec.trial_config({k: variants[v] if k == "variant" else v
+                                 for k, v in point.items()}) for point in spec.start_with]
+    cycle = [spec.trial_config({"variant": v}) for v in variants.values()] or [spec.trial]
+    total = spec.num_samples * spec.seeds
+    return (starts + [cycle[i % len(cycle)] for i in range(total)])[:total]
 
 
 def _space(spec: SweepSpec) -> dict[str, str]:
@@ -60,12 +67,15 @@ def plan_sweep(spec: SweepSpec, data: FashionMNIST, cluster_cpus: float,
         n_train = len(data.train_labels)
         eval_images = len(data.val_labels) + len(data.test_labels) / 2
         for trial in trials:
-            key = (trial.model, tuple(trial.hidden_sizes), trial.width, trial.batch_size)
+            key = (trial.model, tuple(trial.hidden_sizes), trial.width, trial.depth,
+                   trial.batch_size)
             if key not in speeds:
                 speeds[key] = measure_throughput(trial, data, threads=spec.resources.cpu)
             # Evaluation runs forward only, about a third of a training step per image.
             epoch = (n_train + eval_images / 3) / speeds[key]
             seconds += epoch * min(trial.epochs, spec.max_t)
         seconds /= min(concurrency, len(trials)) or 1
+        if spec.time_budget_minutes:
+            seconds = min(seconds, spec.time_budget_minutes * 60)
     return SweepPlan(trials, _varied_keys(trials), _space(spec), concurrency,
                      spec.resources.cpu, spec.resources.gpu, seconds)

@@ -147,3 +147,21 @@ def test_a_failed_trial_is_retried_from_its_checkpoint(tmp_path, synthetic_dir, 
     result_json = next((tmp_path / "retry").glob(f"*{faulty}*/result.json")).read_text()
     reported = [json.loads(line)["epoch"] for line in result_json.splitlines()]
     assert reported.count(1) == 1 and reported[-2:] == [3, 4]
+
+
+def test_start_points_run_first_and_the_time_budget_ends_the_search(tmp_path, synthetic_dir):
+    spec = tmp_path / "budget.yaml"
+    spec.write_text(
+        "name: budget\ntrial: {model: mlp, hidden_sizes: [16], epochs: 40}\n"
+        "search: optuna\nnum_samples: 200\nmax_concurrent_trials: 1\n"
+        "axes: {lr: {loguniform: [0.0001, 0.01]}}\n"
+        "variants: [{name: narrow, hidden_sizes: [8]}, {name: wide, hidden_sizes: [64]}]\n"
+        "start_with: [{lr: 0.003, variant: wide}]\ntime_budget_minutes: 0.25\n")
+    result = run_cli("sweep", str(spec), "--storage", str(tmp_path), "--quiet",
+                     "--data-dir", str(synthetic_dir))
+    assert result.returncode == 0, result.stderr
+    assert "the time budget of 0.25 min ended the search" in result.stdout
+    trials, _ = read(tmp_path, "budget")
+    assert 1 <= len(trials) < 200
+    starter = trials[trials["lr"] == 0.003]
+    assert len(starter) == 1 and starter.iloc[0]["variant"] == "wide"

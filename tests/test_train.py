@@ -99,16 +99,17 @@ def test_channels_last_trains_the_same_cnn(data):
     assert packed.best.val_accuracy == pytest.approx(plain.best.val_accuracy, abs=1e-3)
 
 
-def test_auto_memory_format_is_channels_last_only_for_cnns_on_a_gpu():
+def test_auto_memory_format_is_channels_last_for_convolutional_models():
     from fmnist_ray.train import resolve_memory_format
 
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert resolve_memory_format(TrialConfig(model="cnn"), cuda) == "channels_last"
     assert resolve_memory_format(TrialConfig(model="deep_cnn_bn"), cuda) == "channels_last"
     assert resolve_memory_format(TrialConfig(model="mlp"), cuda) == "contiguous"
-    assert resolve_memory_format(TrialConfig(model="cnn"), cpu) == "contiguous"
-    assert resolve_memory_format(TrialConfig(model="cnn", memory_format="channels_last"),
-                                 cpu) == "channels_last"
+    assert resolve_memory_format(TrialConfig(model="resnet"), cpu) == "channels_last"
+    assert resolve_memory_format(TrialConfig(model="mlp"), cpu) == "contiguous"
+    assert resolve_memory_format(TrialConfig(model="cnn", memory_format="contiguous"),
+                                 cpu) == "contiguous"
 
 
 def test_augmentation_schedule_and_average_change_training_but_still_learn(data):

@@ -20,6 +20,9 @@ from fmnist_ray.report.load import SweepResults
 
 # The result of the study this tool grew from, which every sweep is compared against.
 REFERENCE = {"model": "deep CNN with batch norm", "test_accuracy": 0.931, "test_loss": 0.278}
+# Published Fashion-MNIST test accuracies, for placing a sweep's best trial.
+PUBLISHED = (("2-conv CNNs", 0.92, 0.93), ("ResNet-18", 0.949, 0.949),
+             ("WRN-28-10", 0.959, 0.959), ("WRN-28-10 + random erasing", 0.963, 0.963))
 RISE_TOLERANCE = 0.005  # validation loss this far above its minimum counts as "turned upward"
 
 
@@ -47,7 +50,20 @@ def _best_findings(results: SweepResults) -> list[str]:
                  f"{REFERENCE['test_accuracy']}, test loss {REFERENCE['test_loss']}): "
                  f"{points:+.1f} points of test accuracy, test loss "
                  f"{row.test_loss - REFERENCE['test_loss']:+.3f}.")
+    lines.append(_against_published(float(trial["test_accuracy"])))
     return lines
+
+
+def _against_published(accuracy: float) -> str:
+    parts = []
+    for name, low, high in PUBLISHED:
+        shown = f"{low}-{high}" if low != high else f"{high}"
+        if low <= accuracy <= high:
+            parts.append(f"within {name} ({shown})")
+        else:
+            nearest = low if accuracy < low else high
+            parts.append(f"{(accuracy - nearest) * 100:+.1f} points against {name} ({shown})")
+    return f"Best trial ({accuracy:.4f}) against published results: {'; '.join(parts)}."
 
 
 def spearman(x: pd.Series, y: pd.Series) -> float:

@@ -38,7 +38,13 @@ from fmnist_ray.data import (
     write_idx,
 )
 from fmnist_ray.sweep import SweepSummary, run_sweep
-from fmnist_ray.train import build_optimizer, build_trial_model, resolve_device, resolve_precision
+from fmnist_ray.train import (
+    build_optimizer,
+    build_trial_model,
+    resolve_device,
+    resolve_memory_format,
+    resolve_precision,
+)
 
 # --quick: a real-data subset small enough that a run takes seconds on 2 cores.
 QUICK_TRAIN, QUICK_TEST = 3_000, 500
@@ -161,13 +167,17 @@ def bare_loop(config: TrialConfig, data: FashionMNIST, threads: int) -> list[flo
     """Training images/s per epoch of a minimal hand-written loop, one process, no Ray.
 
     The same per-batch work as a trial (uint8 rows indexed, scaled and normalised, forward,
-    cross-entropy, backward, step) and nothing else: no metrics, evaluation or checkpoints.
+    cross-entropy, backward, step; the same memory format and precision) and nothing else: no
+    metrics, evaluation or checkpoints.
     """
     torch.set_num_threads(threads)
     device = resolve_device(config.device)
     bf16 = resolve_precision(config.precision, device) == "bf16"
     torch.manual_seed(config.seed)
+    channels_last = resolve_memory_format(config, device) == "channels_last"
     model = build_trial_model(config).to(device).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(config, model.parameters())
     images = torch.from_numpy(data.train_images.copy()).to(device)
     labels = torch.from_numpy(data.train_labels.astype("int64")).to(device)
@@ -179,6 +189,8 @@ def bare_loop(config: TrialConfig, data: FashionMNIST, threads: int) -> list[flo
         for start in range(0, n, config.batch_size):
             idx = order[start:start + config.batch_size]
             x = images[idx].unsqueeze(1).float().div_(255).sub_(PIXEL_MEAN).div_(PIXEL_STD)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), labels[idx])

@@ -28,13 +28,15 @@ def main() -> None:
     p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--trials", type=int, default=8)
     p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--model", default="mlp", choices=["mlp", "cnn", "deep_cnn_bn"],
+                   help="mlp: ~2 s epochs, where fixed per-trial costs show most; cnn: ~30 s")
     p.add_argument("--hidden", type=int, default=256, help="MLP hidden units")
     p.add_argument("--batch-size", type=int, default=128)
     args = p.parse_args()
     if args.quick:
         args.epochs = 1
     spec = {"name": "sweep_overhead",
-            "trial": {"model": "mlp", "hidden_sizes": [args.hidden], "optimizer": "adam",
+            "trial": {"model": args.model, "hidden_sizes": [args.hidden], "optimizer": "adam",
                       "batch_size": args.batch_size, "epochs": args.epochs, "device": "cpu"},
             "axes": {"lr": learning_rates(args.trials)},
             "resources": {"cpu": 1}}
@@ -60,7 +62,8 @@ def main() -> None:
     to_first = records["timestamp"].min() - run.started_at
     after_last = run.ended_at - records["timestamp"].max()
 
-    print(f"\n{len(trials)} trials x {args.epochs} epoch(s), MLP {args.hidden}, "
+    model = f"mlp {args.hidden}" if args.model == "mlp" else args.model
+    print(f"\n{len(trials)} trials x {args.epochs} epoch(s), {model}, "
           f"{len(data.train_labels)} training images, {concurrency} at a time on {cpus:g} CPUs\n")
     common.print_table(
         ["figure", "value"],
@@ -76,7 +79,8 @@ def main() -> None:
          ["wall / ideal, Ray start included", with_startup],
          [f"target <= {TARGET} (excluded) met", "yes" if without <= TARGET else "NO"]])
     common.emit("sweep_overhead",
-                {"quick": args.quick, "trials": len(trials), "epochs": args.epochs,
+                {"quick": args.quick, "model": model, "trials": len(trials),
+                 "epochs": args.epochs,
                  "train_images": len(data.train_labels), "concurrency": concurrency,
                  "ray_startup_seconds": startup, "sweep_seconds": run.seconds,
                  "training_seconds": training, "ideal_seconds": ideal,

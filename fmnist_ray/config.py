@@ -211,9 +211,10 @@ def _fields_at(loc: tuple) -> list[str]:
     return _model_fields(model)
 
 
-def _describe(error: dict) -> str:
+def _describe(error: dict, prefix: str = "") -> str:
+    """One problem as `key.path: message (got value)`, the path under `prefix` if given."""
     loc = tuple(p for p in error["loc"] if p not in ("list[any]", "Range"))
-    path = ".".join(str(p) for p in loc) or "(top level)"
+    path = ".".join(str(p) for p in (prefix, *loc) if p != "") or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
         return f"{path}: unknown key; {_suggest_key(str(loc[-1]), _fields_at(loc))}"
@@ -224,7 +225,7 @@ def _describe(error: dict) -> str:
                 f"(got {error['input']!r})")
     message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
     if isinstance(error["input"], dict):  # a check across keys: the message names them
-        return f"{path}: {message}"
+        return f"{path}: {message}" if loc or prefix else message
     return f"{path}: {message} (got {error['input']!r})"
 
 
@@ -233,7 +234,10 @@ def describe_validation_error(exc: ValidationError, prefix: str = "") -> list[st
     lines = []
     for error in exc.errors():
         line = _describe(error)
-        lines.append(prefix + line.replace("_", "-", line.index(":")) if prefix else line)
+        if prefix and ": " in line and error["loc"]:  # `key: message` -> `--key: message`
+            key, message = line.split(": ", 1)
+            line = f"{prefix}{key.replace('_', '-')}: {message}"
+        lines.append(line)
     return lines
 
 
@@ -285,7 +289,7 @@ def _semantic_problems(spec: SweepSpec) -> list[str]:
             known = {k: v for k, v in variant.settings.items() if k in trial_keys}
             TrialConfig(**{**base, **known})
         except ValidationError as exc:
-            problems += [f"variants.{i}.{_describe(e)}" for e in exc.errors()]
+            problems += [_describe(e, f"variants.{i}") for e in exc.errors()]
     devices = [spec.trial.device, *(v.settings.get("device", "") for v in spec.variants)]
     if isinstance(spec.axes.get("device"), list):
         devices += spec.axes["device"]
@@ -315,13 +319,24 @@ def _semantic_problems(spec: SweepSpec) -> list[str]:
 
 
 def _start_point_problems(spec: SweepSpec) -> list[str]:
-    if spec.start_with and spec.search == "grid":
-        return ["start_with: a grid runs every point anyway; set search: random or optuna, "
+    if not spec.start_with:
+        return []
+    if spec.search != "optuna":
+        return ["start_with: only Optuna search takes start points; set search: optuna, "
                 "or remove start_with"]
     problems = []
+    if len(spec.start_with) > spec.num_samples:
+        problems.append(f"start_with: {len(spec.start_with)} start points but num_samples is "
+                        f"{spec.num_samples}; raise num_samples or drop points")
     names = [v.name for v in spec.variants]
     searched = [*spec.axes, *(["variant"] if spec.variants else [])]
+    variants = {v.name: {"name": v.name, **v.settings} for v in spec.variants}
     for i, point in enumerate(spec.start_with):
+        found = len(problems)
+        missing = [key for key in searched if key not in point]
+        if missing:
+            problems.append(f"start_with.{i}: sets no {', '.join(missing)}; a start point "
+                            f"gives every searched axis a value")
         for key, value in point.items():
             path = f"start_with.{i}.{key}"
             if key not in searched:
@@ -332,6 +347,12 @@ def _start_point_problems(spec: SweepSpec) -> list[str]:
                                 f"{_suggest_key(str(value), names)}")
             elif key != "variant":
                 problems += _point_value_problems(spec, path, key, value)
+        if len(problems) == found:  # each value fits its axis: do they make a valid trial?
+            try:
+                spec.trial_config({k: variants[v] if k == "variant" else v
+                                   for k, v in point.items()})
+            except ValidationError as exc:
+                problems += [_describe(e, f"start_with.{i}") for e in exc.errors()]
     return problems
 
 

@@ -28,8 +28,10 @@ def _varied_keys(trials: list[TrialConfig]) -> list[str]:
 
 
 def _trial_list(spec: SweepSpec) -> list[TrialConfig]:
-    """Grid: every trial. Search: the start points, then stand-ins for the sampled trials
-    (the base config with each variant in turn, so the estimate covers every model)."""
+    """Grid: every trial. Random / Optuna: the start points, then stand-ins for the sampled
+    trials (the base config with each variant in turn, so the estimate covers every model).
+    Random search also crosses each sample with the grid of any list axes and variants;
+    the plan counts samples only."""
     if spec.search == "grid":
         return [spec.trial_config(point) for point in spec.grid_points()]
     variants = {v.name: {"name": v.name, **v.settings} for v in spec.variants}

@@ -28,9 +28,10 @@ EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accur
 
 
 def trial_status(ray_status: str, last_result: dict[str, Any], epochs: int) -> str:
-    """completed | early_stopped | diverged | errored | running | pending.
+    """completed | early_stopped | diverged | errored | running | pending | interrupted.
 
-    A sweep stopped by Ctrl-C marks its unfinished trials `interrupted` afterwards.
+    A trial stopped before its first epoch is `interrupted`; a sweep stopped by Ctrl-C marks
+    its unfinished trials `interrupted` afterwards.
     """
     if ray_status == "ERROR":
         return "errored"
@@ -38,6 +39,8 @@ def trial_status(ray_status: str, last_result: dict[str, Any], epochs: int) -> s
         return ray_status.lower()
     if last_result.get("diverged"):
         return "diverged"
+    if not last_result.get("epoch"):  # stopped before its first epoch (e.g. by a time budget)
+        return "interrupted"
     if last_result.get("epoch", 0) < epochs:
         return "early_stopped"
     return "completed"

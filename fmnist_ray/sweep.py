@@ -23,7 +23,6 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
-from ray.tune.search.basic_variant import BasicVariantGenerator
 from ray.tune.search.optuna import OptunaSearch
 
 from fmnist_ray import results
@@ -260,7 +259,7 @@ def _trainable(spec: SweepSpec, data: FashionMNIST):
 
 
 def start_points(spec: SweepSpec) -> list[dict[str, Any]] | None:
-    """`start_with` as Tune's points_to_evaluate: variants named become their settings."""
+    """`start_with` as Optuna's points_to_evaluate: variants named become their settings."""
     variants = {v.name: {"name": v.name, **v.settings} for v in spec.variants}
     points = [{k: variants[v] if k == "variant" else v for k, v in point.items()}
               for point in spec.start_with]
@@ -274,9 +273,6 @@ def build_tuner(spec: SweepSpec, data: FashionMNIST, storage: str, name: str,
         searcher = OptunaSearch(seed=spec.trial.seed, points_to_evaluate=start_points(spec))
         if spec.max_concurrent_trials:
             searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent_trials)
-    elif spec.search == "random" and spec.start_with:
-        searcher = BasicVariantGenerator(points_to_evaluate=start_points(spec),
-                                         max_concurrent=spec.max_concurrent_trials or 0)
     scheduler = None
     if spec.scheduler.type == "asha":
         scheduler = ASHAScheduler(time_attr="epoch", max_t=spec.max_t,

@@ -26,6 +26,19 @@ MALFORMED = [
     ("erasing chance above 1", "name: x\naxes: {augment_erasing: [0.25, 1.5]}\n",
      "axes.augment_erasing: value 1.5: must be less than or equal to 1"),
     ("schedule typo", "name: x\ntrial: {schedule: cosin}\n", "trial.schedule: must be 'constant'"),
+    ("start point on a grid", "name: x\naxes: {lr: [0.1, 0.01]}\nstart_with: [{lr: 0.1}]\n",
+     "start_with: only Optuna search takes start points; set search: optuna"),
+    ("start point incomplete", "name: x\nsearch: optuna\nnum_samples: 4\n"
+     "axes: {lr: {loguniform: [0.0001, 0.1]}, batch_size: [32, 64]}\nstart_with: [{lr: 0.01}]\n",
+     "start_with.0: sets no batch_size; a start point gives every searched axis a value"),
+    ("start point off its axis", "name: x\nsearch: optuna\nnum_samples: 4\n"
+     "axes: {lr: {loguniform: [0.0001, 0.1]}}\nstart_with: [{lr: 0.5}]\n",
+     "start_with.0.lr: 0.5 is outside the axis's range [0.0001, 0.1]; pick a value inside it"),
+    ("start point names no variant", "name: x\nsearch: optuna\nnum_samples: 4\n"
+     "variants: [{name: cnn, model: cnn}]\nstart_with: [{variant: cnnn}]\n",
+     "start_with.0.variant: no variant named 'cnnn'; did you mean 'cnn'?"),
+    ("time budget not positive", "name: x\ntime_budget_minutes: 0\n",
+     "time_budget_minutes: must be greater than 0"),
     ("misspelt optimizer", "name: x\ntrial: {optimizer: adamm}\n", "did you mean 'adam'?"),
     ("zero batch size", "name: x\ntrial: {batch_size: 0}\n",
      "trial.batch_size: must be greater than or equal to 1 (got 0)"),

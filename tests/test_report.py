@@ -217,6 +217,9 @@ def test_summary_compares_with_the_reference(tmp_path):
                 test_loss=0.27, epochs=1)
     lines = summarize(load_results(write_sweep(tmp_path / "one", spec, [row])))
     assert any("+0.4 points of test accuracy, test loss -0.008" in line for line in lines)
+    assert ("Best trial (0.9350) against published results: +0.5 points against 2-conv CNNs "
+            "(0.92-0.93); -1.4 points against ResNet-18 (0.949); -2.4 points against WRN-28-10 "
+            "(0.959); -2.8 points against WRN-28-10 + random erasing (0.963).") in lines
     assert lines[0] == "1 trial: 1 completed, 0 early-stopped, 0 diverged, 0 errored."
 
 

@@ -133,7 +133,14 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def resolve_memory_format(config: TrialConfig, device: torch.device) -> str:
     """`auto` uses channels_last for convolutional models: faster on GPUs, and 1.2-1.4x on
-    an AVX2 CPU in fp32 (see BENCHMARKS.md)."""
+    an AVX2 CPU in fp32 (see BENCHMARKS.md).
+
+    On a CPU, PyTorch's backward of a 1x1 stride-2 convolution in channels_last corrupts
+    memory when it has fewer than 8 input channels (measured with torch 2.14): a resnet
+    narrower than 8 (its shortcuts) always runs contiguous there.
+    """
+    if device.type == "cpu" and config.model == "resnet" and config.width < 8:
+        return "contiguous"
     if config.memory_format != "auto":
         return config.memory_format
     convolutional = config.model != "mlp"
@@ -183,14 +190,17 @@ class DeviceData:
         self.val = (to_device(data.val_images), to_device(data.val_labels).long())
         self.test = (to_device(data.test_images), to_device(data.test_labels).long())
 
-    def images(self, raw: torch.Tensor, augment: Augmenter | None = None) -> torch.Tensor:
+    def images(self, raw: torch.Tensor, augment: Augmenter | None = None,
+               at: int = 0) -> torch.Tensor:
+        """Float images from uint8 rows; training batches at position `at` of the epoch's
+        order are augmented when `augment` is given."""
         if augment is not None:
-            raw = augment.geometric(raw)
+            raw = augment.geometric(raw, at)
         x = raw.unsqueeze(1).float().mul_(1 / 255)
         if self.normalize:
             x = x.sub_(PIXEL_MEAN).div_(PIXEL_STD)
         if augment is not None:
-            x = augment.erase(x)
+            x = augment.erase(x, at)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
@@ -281,8 +291,8 @@ def train_trial(
     if start is not None:
         model.load_state_dict(start.model)
         optimizer.load_state_dict(start.optimizer)
-        if average is not None and start.ema is not None:
-            average.model.load_state_dict(start.ema)
+        if average is not None:  # a checkpoint from before the average starts it afresh
+            average.model.load_state_dict(start.ema if start.ema is not None else start.model)
         _restore_rng(start.rng, shuffle, device)
         best, history, first_epoch = copy.deepcopy(start.best), list(start.history), start.epoch + 1
     tensors = run.tensors
@@ -290,7 +300,7 @@ def train_trial(
     n_train = len(train_y)
     steps_per_epoch = math.ceil(n_train / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    warmup_steps = min(round(config.warmup_epochs * steps_per_epoch), total_steps - 1)
     scheduled = config.schedule != "constant" or warmup_steps > 0
     status = "completed"
 
@@ -298,6 +308,8 @@ def train_trial(
         model.train()
         tick = time.perf_counter()
         order = torch.randperm(n_train, generator=shuffle).to(device)
+        if run.augment is not None:
+            run.augment.begin_epoch(n_train, device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
         for step, begin in enumerate(range(0, n_train, config.batch_size),
@@ -307,7 +319,7 @@ def train_trial(
                 for group in optimizer.param_groups:
                     group["lr"] = config.lr * factor
             idx = order[begin:begin + config.batch_size]
-            x, y = tensors.images(train_x[idx], run.augment), train_y[idx]
+            x, y = tensors.images(train_x[idx], run.augment, begin), train_y[idx]
             with _autocast(device, precision):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
@@ -358,6 +370,8 @@ def measure_throughput(config: TrialConfig, data: FashionMNIST, batches: int = 2
     model.train()
     train_x, train_y = run.tensors.train
     batch = min(config.batch_size, len(train_y))
+    if run.augment is not None:
+        run.augment.begin_epoch(batch, device)
     tick = 0.0
     for step in range(batches + 1):
         if step == 1:

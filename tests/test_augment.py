@@ -6,7 +6,10 @@ from fmnist_ray.schedules import lr_factor
 
 
 def _augmenter(seed=0, **options) -> Augmenter:
-    return Augmenter(TrialConfig(**options), torch.Generator().manual_seed(seed))
+    """An augmenter with one epoch of draws for 2,000 images."""
+    augmenter = Augmenter(TrialConfig(**options), torch.Generator().manual_seed(seed))
+    augmenter.begin_epoch(2000, torch.device("cpu"))
+    return augmenter
 
 
 def _images(n=256) -> torch.Tensor:
@@ -86,3 +89,11 @@ def test_schedules_start_peak_and_end_where_documented():
     peak = factors.index(max(factors))
     assert factors[:peak] == sorted(factors[:peak])
     assert factors[peak:] == sorted(factors[peak:], reverse=True)
+
+
+def test_a_batch_reads_its_own_columns_of_the_epochs_draws():
+    raw = _images(64)
+    augmenter = _augmenter(3, augment_crop=2, augment_flip=True)
+    whole = augmenter.geometric(raw.repeat(2, 1, 1))
+    assert torch.equal(augmenter.geometric(raw, at=64), whole[64:])
+    assert not torch.equal(augmenter.geometric(raw, at=0), whole[64:])

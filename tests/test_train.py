@@ -107,6 +107,9 @@ def test_auto_memory_format_is_channels_last_for_convolutional_models():
     assert resolve_memory_format(TrialConfig(model="deep_cnn_bn"), cuda) == "channels_last"
     assert resolve_memory_format(TrialConfig(model="mlp"), cuda) == "contiguous"
     assert resolve_memory_format(TrialConfig(model="resnet"), cpu) == "channels_last"
+    narrow = TrialConfig(model="resnet", width=4, memory_format="channels_last")
+    assert resolve_memory_format(narrow, cpu) == "contiguous"  # avoids a PyTorch CPU crash
+    assert resolve_memory_format(narrow, cuda) == "channels_last"
     assert resolve_memory_format(TrialConfig(model="mlp"), cpu) == "contiguous"
     assert resolve_memory_format(TrialConfig(model="cnn", memory_format="contiguous"),
                                  cpu) == "contiguous"

@@ -74,8 +74,15 @@ def spearman(x: pd.Series, y: pd.Series) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def _judged_by_best(results: SweepResults) -> bool:
+    """With trials stopped early (ASHA), means would mix short and full runs: compare the best."""
+    return bool((results.trials["status"] == "early_stopped").any())
+
+
 def _axis_finding(results: SweepResults, axis: Axis) -> str:
     trials = results.trials
+    by_best = _judged_by_best(results)
+    statistic = "best" if by_best else "mean"
     if axis.continuous:
         scored = trials.dropna(subset=[axis.name, "test_accuracy"])
         if len(scored) < 3:
@@ -88,7 +95,7 @@ def _axis_finding(results: SweepResults, axis: Axis) -> str:
                 f"trial used {format_value(best[axis.name]) if best is not None else 'none'}.")
     labels = trials[axis.name].map(format_value)
     stats = trials.assign(label=labels).groupby("label").agg(
-        mean=("test_accuracy", "mean"), scored=("test_accuracy", "count"),
+        mean=("test_accuracy", "max" if by_best else "mean"), scored=("test_accuracy", "count"),
         trials=("trial_id", "size"), diverged=("status", lambda s: int((s == "diverged").sum())))
     stats = stats.reindex([v for v in axis.order if v in stats.index])
     if stats["scored"].sum() == 0:
@@ -108,7 +115,7 @@ def _axis_finding(results: SweepResults, axis: Axis) -> str:
             others.append(f"{label} within 0.1 points")
     diverged = [f"{label}: {row.diverged:.0f} of {row.trials:.0f} diverged"
                 for label, row in stats.iterrows() if row.diverged]
-    return (f"{axis.name}: {best} best ({top['mean']:.4f} mean test accuracy over "
+    return (f"{axis.name}: {best} best ({top['mean']:.4f} {statistic} test accuracy over "
             f"{count_noun(top['scored'], 'trial')}); {', '.join(others)}"
             + (f" ({'; '.join(diverged)})" if diverged else "") + ".")
 
@@ -178,7 +185,12 @@ def _regularizer_findings(results: SweepResults, per_trial: pd.DataFrame) -> lis
 def summarize(results: SweepResults) -> list[str]:
     """The written findings at the top of a report, one sentence (or a few) per item."""
     lines = [f"{status_counts(results.trials)}."] + _best_findings(results)
-    if len(results.axes) > 1:
+    if _judged_by_best(results):
+        stopped = int((results.trials["status"] == "early_stopped").sum())
+        lines.append(f"Per axis, each value judged by its best trial ({stopped} of "
+                     f"{len(results.trials)} trials were stopped early, so means would mix "
+                     f"short and full runs):")
+    elif len(results.axes) > 1:
         lines.append("Per axis, means pool the seeds and every value of the other axes:")
     lines += [_axis_finding(results, axis) for axis in results.axes]
     lines += _overfitting_findings(results, overfitting_by_trial(results))

@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -402,6 +403,10 @@ def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str,
     # A failed trial's traceback goes to its error.txt; the summary names it in one line.
     for noisy in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    # Optuna: variants are dict-valued choices (fine in memory; it warns about storage) and it
+    # announces its in-memory study.
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="Choices for a categorical distribution")
     if on_update is not None:
         _DISPLAYS[uri] = on_update
     began = time.monotonic()

@@ -134,6 +134,11 @@ class Variant(BaseModel):
     def settings(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
+    @property
+    def value(self) -> dict[str, Any]:
+        """The variant as a search-space value: its name and settings in one dict."""
+        return {"name": self.name, **self.settings}
+
 
 class SweepSpec(_Strict):
     """A validated sweep: a base trial, the axes to vary, and how Ray Tune should search them."""
@@ -174,11 +179,16 @@ class SweepSpec(_Strict):
         values.update({k: v for k, v in params.items() if k != "variant"})
         return TrialConfig(**values)
 
+    def start_point(self, point: dict[str, Any]) -> dict[str, Any]:
+        """A `start_with` point as search-space values: a variant's name becomes its value."""
+        variants = {v.name: v.value for v in self.variants}
+        return {k: variants[v] if k == "variant" else v for k, v in point.items()}
+
     def grid_points(self) -> list[dict[str, Any]]:
         """Every point a grid search runs, seeds and variants included (one entry per trial)."""
         dims: dict[str, list[Any]] = {k: v for k, v in self.axes.items() if isinstance(v, list)}
         if self.variants:
-            dims["variant"] = [{"name": v.name, **v.settings} for v in self.variants]
+            dims["variant"] = [v.value for v in self.variants]
         if self.seeds > 1:
             dims["seed"] = [self.trial.seed + i for i in range(self.seeds)]
         keys = list(dims)
@@ -330,7 +340,6 @@ def _start_point_problems(spec: SweepSpec) -> list[str]:
                         f"{spec.num_samples}; raise num_samples or drop points")
     names = [v.name for v in spec.variants]
     searched = [*spec.axes, *(["variant"] if spec.variants else [])]
-    variants = {v.name: {"name": v.name, **v.settings} for v in spec.variants}
     for i, point in enumerate(spec.start_with):
         found = len(problems)
         missing = [key for key in searched if key not in point]
@@ -349,8 +358,7 @@ def _start_point_problems(spec: SweepSpec) -> list[str]:
                 problems += _point_value_problems(spec, path, key, value)
         if len(problems) == found:  # each value fits its axis: do they make a valid trial?
             try:
-                spec.trial_config({k: variants[v] if k == "variant" else v
-                                   for k, v in point.items()})
+                spec.trial_config(spec.start_point(point))
             except ValidationError as exc:
                 problems += [_describe(e, f"start_with.{i}") for e in exc.errors()]
     return problems

@@ -34,10 +34,8 @@ def _trial_list(spec: SweepSpec) -> list[TrialConfig]:
     the plan counts samples only."""
     if spec.search == "grid":
         return [spec.trial_config(point) for point in spec.grid_points()]
-    variants = {v.name: {"name": v.name, **v.settings} for v in spec.variants}
-    starts = [spec.trial_config({k: variants[v] if k == "variant" else v
-                                 for k, v in point.items()}) for point in spec.start_with]
-    cycle = [spec.trial_config({"variant": v}) for v in variants.values()] or [spec.trial]
+    starts = [spec.trial_config(spec.start_point(point)) for point in spec.start_with]
+    cycle = [spec.trial_config({"variant": v.value}) for v in spec.variants] or [spec.trial]
     total = spec.num_samples * spec.seeds
     return (starts + [cycle[i % len(cycle)] for i in range(total)])[:total]
 

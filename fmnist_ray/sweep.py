@@ -59,8 +59,7 @@ def build_param_space(spec: SweepSpec) -> dict[str, Any]:
     searched = spec.search == "optuna"
     space = {key: _dimension(values, searched) for key, values in spec.axes.items()}
     if spec.variants:
-        space["variant"] = _dimension([{"name": v.name, **v.settings} for v in spec.variants],
-                                      searched)
+        space["variant"] = _dimension([v.value for v in spec.variants], searched)
     if spec.seeds > 1:
         space["seed"] = tune.grid_search([spec.trial.seed + i for i in range(spec.seeds)])
     return space
@@ -261,10 +260,7 @@ def _trainable(spec: SweepSpec, data: FashionMNIST):
 
 def start_points(spec: SweepSpec) -> list[dict[str, Any]] | None:
     """`start_with` as Optuna's points_to_evaluate: variants named become their settings."""
-    variants = {v.name: {"name": v.name, **v.settings} for v in spec.variants}
-    points = [{k: variants[v] if k == "variant" else v for k, v in point.items()}
-              for point in spec.start_with]
-    return points or None
+    return [spec.start_point(point) for point in spec.start_with] or None
 
 
 def build_tuner(spec: SweepSpec, data: FashionMNIST, storage: str, name: str,

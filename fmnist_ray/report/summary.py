@@ -79,9 +79,8 @@ def _judged_by_best(results: SweepResults) -> bool:
     return bool((results.trials["status"] == "early_stopped").any())
 
 
-def _axis_finding(results: SweepResults, axis: Axis) -> str:
+def _axis_finding(results: SweepResults, axis: Axis, by_best: bool) -> str:
     trials = results.trials
-    by_best = _judged_by_best(results)
     statistic = "best" if by_best else "mean"
     if axis.continuous:
         scored = trials.dropna(subset=[axis.name, "test_accuracy"])
@@ -185,14 +184,15 @@ def _regularizer_findings(results: SweepResults, per_trial: pd.DataFrame) -> lis
 def summarize(results: SweepResults) -> list[str]:
     """The written findings at the top of a report, one sentence (or a few) per item."""
     lines = [f"{status_counts(results.trials)}."] + _best_findings(results)
-    if _judged_by_best(results):
+    by_best = _judged_by_best(results)
+    if by_best:
         stopped = int((results.trials["status"] == "early_stopped").sum())
         lines.append(f"Per axis, each value judged by its best trial ({stopped} of "
                      f"{len(results.trials)} trials were stopped early, so means would mix "
                      f"short and full runs):")
     elif len(results.axes) > 1:
         lines.append("Per axis, means pool the seeds and every value of the other axes:")
-    lines += [_axis_finding(results, axis) for axis in results.axes]
+    lines += [_axis_finding(results, axis, by_best) for axis in results.axes]
     lines += _overfitting_findings(results, overfitting_by_trial(results))
     if results.missing:
         lines.append(f"{count_noun(len(results.missing), 'gap')} in these results: see "

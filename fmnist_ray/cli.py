@@ -181,6 +181,10 @@ def train(
     if result.status == "diverged":
         console.print(f"[bold red]diverged[/] at epoch {result.epochs_run}: the loss became "
                       f"NaN/inf; lower --lr (now {config.lr:g})")
+    if result.status == "failed_to_learn":
+        console.print(f"[bold red]failed to learn[/]: best validation accuracy "
+                      f"{best.val_accuracy:.4f} is at chance (0.10); try another --lr (now "
+                      f"{config.lr:g})")
     if best.test_accuracy is not None:
         console.print(f"test accuracy {best.test_accuracy:.4f}, test loss {best.test_loss:.4f} "
                       f"(weights of best validation epoch {best.epoch}); {result.params:,} "

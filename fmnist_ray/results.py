@@ -19,19 +19,23 @@ import pyarrow.fs as pafs
 
 from fmnist_ray.config import TrialConfig
 from fmnist_ray.errors import UserError
+from fmnist_ray.outcomes import failed_to_learn
 
 TRIALS_FILE = "trials.parquet"
 EPOCHS_FILE = "epochs.parquet"
 SPEC_FILE = "spec.yaml"
-EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                 "epoch_seconds", "eval_seconds", "images_per_second")
+EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "train_eval_loss",
+                 "train_eval_accuracy", "val_loss", "val_accuracy", "epoch_seconds",
+                 "eval_seconds", "images_per_second")
 
 
 def trial_status(ray_status: str, last_result: dict[str, Any], epochs: int) -> str:
-    """completed | early_stopped | diverged | errored | running | pending | interrupted.
+    """completed | early_stopped | diverged | failed_to_learn | errored | running | pending |
+    interrupted.
 
     A trial stopped before its first epoch is `interrupted`; a sweep stopped by Ctrl-C marks
-    its unfinished trials `interrupted` afterwards.
+    its unfinished trials `interrupted` afterwards. A trial that ran (to its end or until ASHA
+    stopped it) with its best validation accuracy at chance is `failed_to_learn`.
     """
     if ray_status == "ERROR":
         return "errored"
@@ -41,6 +45,8 @@ def trial_status(ray_status: str, last_result: dict[str, Any], epochs: int) -> s
         return "diverged"
     if not last_result.get("epoch"):  # stopped before its first epoch (e.g. by a time budget)
         return "interrupted"
+    if failed_to_learn(last_result.get("best_val_accuracy")):
+        return "failed_to_learn"
     if last_result.get("epoch", 0) < epochs:
         return "early_stopped"
     return "completed"
@@ -223,6 +229,8 @@ def rebuild_from_ray_logs(uri: str, trial_config: Callable[[dict[str, Any]], Tri
             status = "errored"
         elif last.get("diverged"):
             status = "diverged"
+        elif failed_to_learn(last.get("best_val_accuracy")):
+            status = "failed_to_learn"
         elif int(last["epoch"]) >= config.epochs:
             status = "completed"
         else:

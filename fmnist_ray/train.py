@@ -26,18 +26,27 @@ from fmnist_ray.augment import Augmenter
 from fmnist_ray.config import TrialConfig
 from fmnist_ray.data import PIXEL_MEAN, PIXEL_STD, FashionMNIST
 from fmnist_ray.models import build_model, count_parameters
+from fmnist_ray.outcomes import CHANCE_LOSS, failed_to_learn
 from fmnist_ray.schedules import WeightAverage, lr_factor
 
 # Evaluation batches: large on a GPU (fewer launches); on a CPU larger ones only cost memory.
 EVAL_BATCH = {"cuda": 4096, "cpu": 512}
 # A 10-class model starts near ln(10) = 2.3; an epoch's mean training loss ten times that
 # (or NaN/inf) means the run has blown up and will not recover.
-DIVERGED_LOSS = 10 * math.log(10)
+DIVERGED_LOSS = 10 * CHANCE_LOSS
+# Training images measured in eval mode after each epoch, as many as validation holds, so the
+# train-vs-validation gap compares like with like (no dropout, augmentation or smoothing).
+TRAIN_PROBE_SIZE = 6_000
 
 
 @dataclass
 class EpochMetrics:
-    """What one epoch measured; train metrics are running averages over the epoch's batches."""
+    """What one epoch measured.
+
+    `train_loss` / `train_accuracy` are running averages over the epoch's batches in training
+    mode (dropout, augmentation, label smoothing on); `train_eval_*` measure a fixed subset of
+    the training images in eval mode after the epoch, like validation.
+    """
 
     epoch: int
     train_loss: float
@@ -48,6 +57,8 @@ class EpochMetrics:
     eval_seconds: float
     images_per_second: float
     diverged: bool = False
+    train_eval_loss: float = math.nan
+    train_eval_accuracy: float = math.nan
 
 
 @dataclass
@@ -88,7 +99,8 @@ class TrainState:
 
 @dataclass
 class TrialResult:
-    """The outcome of a run: `completed` or `diverged`, its history and the test metrics."""
+    """The outcome of a run: `completed`, `diverged` or `failed_to_learn`, its history and
+    the test metrics."""
 
     status: str
     epochs_run: int
@@ -189,6 +201,10 @@ class DeviceData:
         self.train = (to_device(data.train_images), to_device(data.train_labels).long())
         self.val = (to_device(data.val_images), to_device(data.val_labels).long())
         self.test = (to_device(data.test_images), to_device(data.test_labels).long())
+        # Every k-th training image: fixed across epochs, seeds and runs, and no RNG drawn.
+        step = max(1, len(self.train[1]) // TRAIN_PROBE_SIZE)
+        self.train_probe = (self.train[0][::step][:TRAIN_PROBE_SIZE],
+                            self.train[1][::step][:TRAIN_PROBE_SIZE])
 
     def images(self, raw: torch.Tensor, augment: Augmenter | None = None,
                at: int = 0) -> torch.Tensor:
@@ -280,6 +296,7 @@ def train_trial(
     """Train `config.model` for `config.epochs` epochs, starting from `start` when given.
 
     A NaN, infinite or exploding training loss (see DIVERGED_LOSS) ends the run: `diverged`.
+    A run that ends with its best validation accuracy at chance is `failed_to_learn`.
     The test set is evaluated only for the weights of each new best-validation epoch, and
     never used to choose.
     """
@@ -337,6 +354,7 @@ def train_trial(
         tick = time.perf_counter()
         evaluated = run.evaluated()
         val_loss, val_acc, _ = evaluate(evaluated, tensors, tensors.val, precision)
+        probe_loss, probe_acc, _ = evaluate(evaluated, tensors, tensors.train_probe, precision)
         if not diverged and val_acc > best.val_accuracy:
             test_loss, test_acc, matrix = evaluate(evaluated, tensors, tensors.test, precision,
                                                    True)
@@ -346,6 +364,7 @@ def train_trial(
             val_loss=val_loss, val_accuracy=val_acc, epoch_seconds=train_seconds,
             eval_seconds=time.perf_counter() - tick,
             images_per_second=n_train / max(train_seconds, 1e-9), diverged=diverged,
+            train_eval_loss=probe_loss, train_eval_accuracy=probe_acc,
         )
         history.append(metrics)
         if on_epoch is not None:
@@ -357,6 +376,8 @@ def train_trial(
             status = "diverged"
             break
 
+    if status == "completed" and failed_to_learn(best.val_accuracy if best.epoch else None):
+        status = "failed_to_learn"
     return TrialResult(status=status, epochs_run=len(history), best=best, history=history,
                        params=count_parameters(model), seconds=time.perf_counter() - began,
                        device=str(device), precision=precision)

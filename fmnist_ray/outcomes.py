@@ -1,0 +1,22 @@
+"""How a finished run is judged, without torch or Ray: did it learn at all?
+
+Fashion-MNIST has 10 balanced classes, so a model that learned nothing scores about 0.10 and
+its loss sits near ln 10 = 2.30. A run whose best validation accuracy stays within a few
+points of that is `failed_to_learn`: a result about its settings, not a trained model.
+"""
+
+from __future__ import annotations
+
+import math
+
+CHANCE_ACCURACY = 0.10
+CHANCE_LOSS = math.log(10)
+# Best validation accuracy at or below chance + this margin: the run never learned.
+LEARNED_MARGIN = 0.05
+
+
+def failed_to_learn(best_val_accuracy: float | None) -> bool:
+    """True when a run's best validation accuracy never rose clearly above chance."""
+    if best_val_accuracy is None or not math.isfinite(best_val_accuracy):
+        return False
+    return 0 <= best_val_accuracy <= CHANCE_ACCURACY + LEARNED_MARGIN

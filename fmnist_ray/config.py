@@ -432,6 +432,10 @@ def load_spec(path: Path | str, overrides: list[str] | None = None) -> SweepSpec
                         f"quoting there") from None
     if overrides:
         raw = apply_overrides(raw if isinstance(raw, dict) else {}, overrides)
+        changed = [o for o in overrides if not o.startswith(("name=", "description="))]
+        if changed and isinstance(raw.get("description"), str):
+            # The description was written for the file as it is: say what --set changed.
+            raw["description"] += f" (changed with --set {', '.join(changed)})"
     return parse_spec(raw, str(path))
 
 

@@ -1,4 +1,9 @@
-"""Numbers read off a sweep's results, shared by the summary, the charts and the index page."""
+"""Numbers read off a sweep's results, shared by the findings, the charts and the index page.
+
+One selection rule holds everywhere: trials and configurations are chosen on the validation
+metric (`results.metric`) alone; test metrics are reported for what was chosen, never used to
+choose.
+"""
 
 from __future__ import annotations
 
@@ -8,57 +13,59 @@ import pandas as pd
 from fmnist_ray.report.formatting import count_noun
 from fmnist_ray.report.load import SweepResults
 
-
-def overfitting_by_trial(results: SweepResults) -> pd.DataFrame:
-    """Per trial: last-epoch gap (val - train loss), lowest-val-loss epoch, epochs past best.
-
-    Read from the epoch history where there is one, else from the trials' final losses.
-    Diverged trials (their losses blew up; the gap means nothing) and trials with no finite
-    losses are left out.
-    """
-    trials, epochs = results.trials, results.epochs
-    trials = trials[trials["status"] != "diverged"]
-    rows = []
-    for _, trial in trials.iterrows():
-        history = epochs[epochs["trial_id"] == trial["trial_id"]].dropna(
-            subset=["train_loss", "val_loss"])
-        if len(history):
-            last = history.iloc[-1]
-            lowest = history.loc[history["val_loss"].idxmin()]
-            gap, last_epoch = last["val_loss"] - last["train_loss"], last["epoch"]
-            turn, rise = lowest["epoch"], last["val_loss"] - lowest["val_loss"]
-        elif pd.notna(trial["final_val_loss"]) and pd.notna(trial["final_train_loss"]):
-            gap = trial["final_val_loss"] - trial["final_train_loss"]
-            last_epoch, turn, rise = trial["epochs_run"], np.nan, np.nan
-        else:
-            continue
-        rows.append({"trial_id": trial["trial_id"], "config": trial["config"],
-                     "status": trial["status"], "gap": gap,
-                     "last_epoch": last_epoch, "best_epoch": trial["best_epoch"],
-                     "turn_epoch": turn, "rise": rise,
-                     "past_best": last_epoch - trial["best_epoch"]})
-    columns = ["trial_id", "config", "status", "gap", "last_epoch", "best_epoch", "turn_epoch",
-               "rise", "past_best"]
-    return pd.DataFrame(rows, columns=columns)
+FAILED = ("diverged", "failed_to_learn")  # runs that are results about settings, not models
+ENDINGS = ("completed", "early_stopped", "failed_to_learn", "diverged", "errored")
+# Validation loss counts as having turned upward only when its rise since its lowest point
+# exceeds this many times the trial's typical epoch-to-epoch change.
+RISE_NOISE_MULTIPLE = 3.0
 
 
-def config_table(results: SweepResults) -> pd.DataFrame:
-    """Per configuration, seeds pooled: trial counts, test metrics and the ranking metric."""
-    table = results.trials.groupby("config", sort=False).agg(
-        trials=("trial_id", "size"), scored=("test_accuracy", "count"),
-        test_accuracy=("test_accuracy", "mean"), test_min=("test_accuracy", "min"),
-        test_max=("test_accuracy", "max"), test_loss=("test_loss", "mean"),
-        metric=(results.metric, "mean"))
+def learned(trials: pd.DataFrame) -> pd.DataFrame:
+    """Trials that trained and learned (no failure, error or unfinished run)."""
+    return trials[trials["status"].isin(["completed", "early_stopped"])]
+
+
+def completed(trials: pd.DataFrame) -> pd.DataFrame:
+    """Trials that ran their full length: the ones a grid compares like with like."""
+    return trials[trials["status"] == "completed"]
+
+
+def choose(frame: pd.DataFrame, column: str, maximize: bool):
+    """The index label of the best `column` value (validation only); None when there is none."""
+    values = frame[column].dropna()
+    if values.empty:
+        return None
+    return values.idxmax() if maximize else values.idxmin()
+
+
+def config_table(results: SweepResults, trials: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per configuration, seeds pooled: trial counts, the validation metric, test metrics."""
+    trials = completed(results.trials) if trials is None else trials
+    table = trials.groupby("config", sort=False).agg(
+        trials=("trial_id", "size"), metric=(results.metric, "mean"),
+        test_accuracy=("test_accuracy", "mean"), test_loss=("test_loss", "mean"),
+        scored=("test_accuracy", "count"))
     return table.reindex([c for c in results.configs if c in table.index])
 
 
+def best_config(results: SweepResults) -> str | None:
+    """The configuration with the best mean validation metric over its completed trials
+    (over every trial that learned when none completed, as in a budget-cut search)."""
+    table = config_table(results).dropna(subset=["metric"])
+    if table.empty:
+        table = config_table(results, learned(results.trials)).dropna(subset=["metric"])
+    return choose(table, "metric", results.maximize)
+
+
 def best_trial(results: SweepResults) -> pd.Series | None:
-    """The trial with the best validation metric among those with test results."""
-    scored = results.trials.dropna(subset=[results.metric, "test_accuracy"])
-    if scored.empty:
+    """The best-validation trial of the best configuration: the page's one best."""
+    config = best_config(results)
+    if config is None:
         return None
-    column = scored[results.metric]
-    return scored.loc[column.idxmax() if results.maximize else column.idxmin()]
+    trials = learned(results.trials)
+    candidates = trials[(trials["config"] == config)].dropna(subset=[results.metric])
+    label = choose(candidates, results.metric, results.maximize)
+    return None if label is None else candidates.loc[label]
 
 
 def config_name(results: SweepResults, config: str) -> str:
@@ -67,11 +74,51 @@ def config_name(results: SweepResults, config: str) -> str:
 
 
 def status_counts(trials: pd.DataFrame) -> str:
-    """E.g. `6 trials: 4 completed, 1 early-stopped, 1 diverged, 0 errored`."""
+    """E.g. `6 trials: 4 completed, 1 failed-to-learn, 1 diverged`: the statuses present."""
     counts = trials["status"].value_counts()
-    parts = [f"{counts.get(s, 0)} {s.replace('_', '-')}"
-             for s in ("completed", "early_stopped", "diverged", "errored")]
-    parts += [f"{n} {s}" for s, n in counts.items()
-              if s not in ("completed", "early_stopped", "diverged", "errored")]
-    return f"{count_noun(len(trials), 'trial')}: {', '.join(parts)}"
+    order = [s for s in ENDINGS if counts.get(s, 0)] + [s for s in counts.index
+                                                        if s not in ENDINGS]
+    parts = [f"{counts[s]} {s.replace('_', '-')}" for s in order]
+    return f"{count_noun(len(trials), 'trial')}: {', '.join(parts) or 'none yet'}"
 
+
+def _rise_noise(val_loss: pd.Series) -> float:
+    """The trial's typical epoch-to-epoch change of validation loss (median absolute step)."""
+    steps = val_loss.diff().abs().dropna()
+    return float(steps.median()) if len(steps) else np.nan
+
+
+def overfitting_by_trial(results: SweepResults) -> pd.DataFrame:
+    """Per trial that learned: the last-epoch gap, where validation loss was lowest, its rise.
+
+    The gap is validation loss minus the eval-mode loss on training images (`train_eval_loss`)
+    where the sweep measured it (`like_for_like`), else minus the running training loss, which
+    dropout, augmentation and label smoothing inflate. `overfits`: validation loss rose since
+    its lowest epoch by more than RISE_NOISE_MULTIPLE times its epoch-to-epoch noise.
+    """
+    trials, epochs = learned(results.trials), results.epochs
+    rows = []
+    for _, trial in trials.iterrows():
+        history = epochs[epochs["trial_id"] == trial["trial_id"]].dropna(subset=["val_loss"])
+        if history.empty:
+            continue
+        like = bool(history["train_eval_loss"].notna().all())
+        train = history["train_eval_loss" if like else "train_loss"]
+        if train.isna().all():
+            continue
+        last = history.iloc[-1]
+        lowest = history.loc[history["val_loss"].idxmin()]
+        rise = float(last["val_loss"] - lowest["val_loss"])
+        noise = _rise_noise(history["val_loss"])
+        rows.append({
+            "trial_id": trial["trial_id"], "config": trial["config"], "status": trial["status"],
+            "like_for_like": like, "gap": float(last["val_loss"] - train.iloc[-1]),
+            "running_gap": float(last["val_loss"] - last["train_loss"]),
+            "last_epoch": last["epoch"], "best_epoch": trial["best_epoch"],
+            "turn_epoch": lowest["epoch"], "rise": rise, "noise": noise,
+            "overfits": bool(len(history) >= 3 and rise > RISE_NOISE_MULTIPLE * noise > 0),
+            "past_best": last["epoch"] - trial["best_epoch"]})
+    columns = ["trial_id", "config", "status", "like_for_like", "gap", "running_gap",
+               "last_epoch", "best_epoch", "turn_epoch", "rise", "noise", "overfits",
+               "past_best"]
+    return pd.DataFrame(rows, columns=columns)

@@ -26,7 +26,7 @@ def varied_axes(trials: pd.DataFrame, spec: SweepSpec | None) -> list[str]:
     Seeds are never an axis: results are pooled over them.
     """
     if spec is not None:
-        names = [*spec.axes, *(["variant"] if spec.variants else [])]
+        names = [*(["variant"] if spec.variants else []), *spec.axes]  # the bundle first
         return [a for a in names if a in trials and a != "seed"]
     candidates = ("variant", "model", "hidden_sizes", "width", "dropout", "optimizer", "lr",
                   "momentum", "weight_decay", "batch_size", "epochs", "normalize", "precision")

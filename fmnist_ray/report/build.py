@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 from fmnist_ray.data import CLASS_NAMES
 from fmnist_ray.errors import UserError
-from fmnist_ray.report.analysis import best_trial, overfitting_by_trial
+from fmnist_ray.report.analysis import best_trial
+from fmnist_ray.report.findings import SweepFindings, sweep_findings
 from fmnist_ray.report.index_page import index_rows, render_index
 from fmnist_ray.report.load import SweepResults, load_results
 from fmnist_ray.report.page import render_page
 from fmnist_ray.report.summary import REFERENCE, summarize
+from fmnist_ray.report.verdicts import study_verdicts
 
 
 def _write(path: Path, text: str) -> None:
@@ -23,10 +26,20 @@ def _write(path: Path, text: str) -> None:
                         f"somewhere writable") from None
 
 
-def render_sweep(results: SweepResults, index: str | None = None) -> str:
+def findings_path(page: Path) -> Path:
+    """Where a page's machine-readable findings go: `<page stem>.findings.json` beside it."""
+    return page.with_name(f"{page.stem}.findings.json")
+
+
+def _write_findings(page: Path, payload: dict) -> None:
+    _write(findings_path(page), json.dumps(payload, indent=1, allow_nan=False) + "\n")
+
+
+def render_sweep(results: SweepResults, index: str | None = None,
+                 found: SweepFindings | None = None) -> str:
     """The HTML text of one sweep's page; `index` links back to an index page by file name."""
-    per_trial = overfitting_by_trial(results)
-    return render_page(results, summarize(results), per_trial, best_trial(results),
+    found = found or sweep_findings(results)
+    return render_page(results, summarize(results, found), found, best_trial(results),
                        CLASS_NAMES, index=index)
 
 
@@ -46,8 +59,14 @@ def build_report(result_dirs: list[str], output: Path) -> Path:
         raise UserError(f"{output}: is a directory; pass an .html file path such as "
                         f"{output / 'report.html'}")
     sweeps = [load_results(str(d)) for d in result_dirs]
+    if output.resolve() in {(Path(s.uri) / name).resolve() for s in sweeps if "://" not in s.uri
+                            for name in ("trials.parquet", "epochs.parquet", "spec.yaml")}:
+        raise UserError(f"{output}: is one of the sweep's result files; pass an .html path "
+                        f"such as reports/report.html")
+    found = [sweep_findings(s) for s in sweeps]
     if len(sweeps) == 1:
-        _write(output, render_sweep(sweeps[0]))
+        _write(output, render_sweep(sweeps[0], found=found[0]))
+        _write_findings(output, found[0].to_json())
         return output
     pages, used = [], set()
     for sweep in sweeps:
@@ -57,11 +76,20 @@ def build_report(result_dirs: list[str], output: Path) -> Path:
             n += 1
         used.add(candidate)
         pages.append(output.with_name(f"{candidate}.html"))
-        _write(pages[-1], render_sweep(sweep, index=output.name))
-    return build_index(sweeps, pages, output)
+    for sweep, page, sweep_found in zip(sweeps, pages, found, strict=True):
+        _write(page, render_sweep(sweep, index=output.name, found=sweep_found))
+        _write_findings(page, sweep_found.to_json())
+    return build_index(sweeps, found, pages, output)
 
 
-def build_index(sweeps: list[SweepResults], pages: list[Path], output: Path) -> Path:
-    """Write an index page at `output` linking each sweep's page (paths relative to it)."""
-    _write(output, render_index(index_rows(sweeps, pages), REFERENCE))
+def build_index(sweeps: list[SweepResults], found: list[SweepFindings], pages: list[Path],
+                output: Path) -> Path:
+    """Write the study's index at `output`: the verdict on each claim of the original study,
+    then one row per sweep linking its page (paths relative to it)."""
+    verdicts = study_verdicts(sweeps, found)
+    rows = index_rows(sweeps, found, pages)
+    _write(output, render_index(rows, verdicts, REFERENCE, found))
+    _write_findings(output, {"reference": REFERENCE, "verdicts": verdicts,
+                             "sweeps": [{**f.to_json(), "page": p.name}
+                                        for f, p in zip(found, pages, strict=True)]})
     return output

@@ -27,3 +27,13 @@ def format_number(value, spec: str) -> str:
 def count_noun(n: float, what: str) -> str:
     """E.g. `1 trial`, `3 trials`."""
     return f"{n:.0f} {what}" + ("" if n == 1 else "s")
+
+
+def points(accuracy_difference: float) -> str:
+    """An accuracy difference in percentage points, e.g. 0.0052 -> `0.52`."""
+    return f"{abs(accuracy_difference) * 100:.2f}"
+
+
+def join_words(words: list[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"

@@ -16,6 +16,7 @@ import yaml
 
 from fmnist_ray.config import SweepSpec, TrialConfig, parse_spec
 from fmnist_ray.errors import UserError
+from fmnist_ray.outcomes import failed_to_learn
 from fmnist_ray.report.axes import Axis, describe_axis, label_configs, varied_axes
 from fmnist_ray.results import (
     EPOCH_COLUMNS,
@@ -185,6 +186,10 @@ def _clean_trials(trials: pd.DataFrame) -> pd.DataFrame:
     trials.loc[unset, ["best_epoch", "best_val_accuracy", "best_val_loss"]] = np.nan
     trials["trial_id"] = trials["trial_id"].astype(str)
     trials["status"] = trials["status"].fillna("unknown").astype(str)
+    # Exports from before `failed_to_learn` existed: a run at chance is one, whatever it says.
+    stuck = trials["status"].isin(["completed", "early_stopped"]) & trials[
+        "best_val_accuracy"].map(failed_to_learn)
+    trials.loc[stuck, "status"] = "failed_to_learn"
     return trials.reset_index(drop=True)
 
 

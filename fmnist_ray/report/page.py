@@ -15,6 +15,7 @@ import altair as alt
 import pandas as pd
 
 from fmnist_ray.report.charts.common import STATUS_COLORS, STATUSES
+from fmnist_ray.report.findings import SweepFindings
 from fmnist_ray.report.load import SweepResults
 from fmnist_ray.report.sections import sweep_sections
 
@@ -102,10 +103,10 @@ def html_head(title: str) -> str:
             f"</head>\n")
 
 
-def render_page(results: SweepResults, summary: list[str], per_trial: pd.DataFrame,
+def render_page(results: SweepResults, summary: list[str], found: SweepFindings,
                 best: pd.Series | None, class_names, index: str | None = None) -> str:
     """One sweep's self-contained page: header, summary, what is missing, charts, trials."""
-    sections = sweep_sections(results, per_trial, best, class_names)
+    sections = sweep_sections(results, found, best, class_names)
     specs, parts = [], []
     for section in sections:
         anchor = re.sub(r"[^a-z0-9]+", "-", section.title.lower()).strip("-")

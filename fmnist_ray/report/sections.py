@@ -11,36 +11,40 @@ from fmnist_ray.report.charts.best_trial import best_trial_section
 from fmnist_ray.report.charts.common import Section, in_config_order
 from fmnist_ray.report.charts.cost import cost_section
 from fmnist_ray.report.charts.curves import learning_section
+from fmnist_ray.report.charts.failures import failures_section
 from fmnist_ray.report.charts.metrics import test_results_section
 from fmnist_ray.report.charts.overfitting import overfitting_section
 from fmnist_ray.report.charts.search import asha_section, search_section
+from fmnist_ray.report.findings import SweepFindings
 from fmnist_ray.report.formatting import format_number, format_value
 from fmnist_ray.report.load import SweepResults
 
 MAX_CURVES = 12  # more configurations than this make unreadable line charts: show the best
 
 
-def sweep_sections(results: SweepResults, per_trial: pd.DataFrame, best: pd.Series | None,
+def sweep_sections(results: SweepResults, found: SweepFindings, best: pd.Series | None,
                    class_names) -> list[Section]:
     """The report's sections, in reading order; a section with nothing to show is left out."""
     if results.trials.empty:
         return [Section("All trials", ["No trial has been exported yet."])]
+    per_trial = found.overfitting
     top = results.configs
     if len(top) > MAX_CURVES:
         ranked = results.trials.groupby("config")[results.metric].mean()
         ranked = ranked.sort_values(ascending=not results.maximize).dropna()
         top = [c for c in results.configs if c in set(ranked.index[:MAX_CURVES])]
-    sections = [test_results_section(results), learning_section(results, top),
-                overfitting_section(results, top, per_trial)]
+    sections = [test_results_section(results, found), learning_section(results, top),
+                overfitting_section(results, top, per_trial), failures_section(results, found)]
     if len(results.axes) >= 2:
-        sections.append(search_section(results))
+        sections.append(search_section(results, found))
     asha = results.spec is not None and results.spec.scheduler.type == "asha"
     if asha or (results.trials["status"] == "early_stopped").any():
         sections.append(asha_section(results))
     sections += [cost_section(results), best_trial_section(results, best, class_names)]
     table = Section("All trials", ["Every trial, failed and diverged ones included; ★ marks "
-                                   "the best. Last gap: validation minus training loss at the "
-                                   "last epoch."])
+                                   "the trial chosen on validation. Last gap: validation minus "
+                                   "training loss at the last epoch (eval-mode training loss "
+                                   "where the sweep measured it)."])
     table.html = _trial_table(results, per_trial, best)
     return [s for s in sections if s.charts or s.notes] + [table]
 

@@ -12,13 +12,18 @@ from dataclasses import dataclass, field
 import altair as alt
 import pandas as pd
 
+from fmnist_ray.report.analysis import FAILED
 from fmnist_ray.report.axes import Axis
 from fmnist_ray.report.formatting import format_value
 from fmnist_ray.report.load import SweepResults
 
-STATUSES = ("completed", "early_stopped", "diverged", "errored", "running", "pending",
-            "interrupted")
-STATUS_COLORS = ("#4c78a8", "#f58518", "#e45756", "#7f7f7f", "#72b7b2", "#bab0ac", "#b279a2")
+STATUSES = ("completed", "early_stopped", "failed_to_learn", "diverged", "errored", "running",
+            "pending", "interrupted")
+STATUS_COLORS = ("#4c78a8", "#f58518", "#9d755d", "#e45756", "#7f7f7f", "#72b7b2", "#bab0ac",
+                 "#b279a2")
+# How a value compares with the one chosen on validation, coloured the same in every chart.
+VERDICTS = ("chosen", "tied", "worse", "better", "no claim")
+VERDICT_COLORS = ("#2ca02c", "#4c78a8", "#d62728", "#9467bd", "#999999")
 WIDTH = 380
 HEIGHT = 230
 
@@ -54,12 +59,28 @@ def status_color(present: pd.Series) -> alt.Color:
         domain=shown, range=[colors.get(s, "#bbbbbb") for s in shown]))
 
 
-def config_color(order: list[str], title: str) -> alt.Color:
-    scheme = "tableau10" if len(order) <= 10 else "category20"
-    return alt.Color("config:N", title=title, sort=order,
-                     scale=alt.Scale(domain=order, scheme=scheme),
+def verdict_color() -> alt.Color:
+    return alt.Color("verdict:N", title="against the choice", scale=alt.Scale(
+        domain=list(VERDICTS), range=list(VERDICT_COLORS)))
+
+
+def config_color(order: list[str], title: str, ordered: bool = False) -> alt.Color:
+    """One colour per configuration: a sequential ramp for an ordered setting (batch size,
+    learning rate), distinct hues otherwise."""
+    if ordered:
+        scheme = alt.Scale(domain=order, scheme={"name": "viridis", "extent": [0, 0.9]})
+    else:
+        scheme = alt.Scale(domain=order, scheme="tableau10" if len(order) <= 10
+                           else "category20")
+    return alt.Color("config:N", title=title, sort=order, scale=scheme,
                      legend=alt.Legend(labelLimit=320, symbolLimit=40, symbolOpacity=1,
                                        symbolType="stroke", symbolStrokeWidth=3))
+
+
+def ordered_axis(results: SweepResults) -> bool:
+    """One numeric setting varied (batch size, learning rate): its values have an order."""
+    return len(results.axes) == 1 and results.axes[0].name != "variant" and pd.api.types.\
+        is_numeric_dtype(results.trials[results.axes[0].name])
 
 
 def trial_labels(trials: pd.DataFrame) -> pd.Series:
@@ -71,6 +92,7 @@ def trial_labels(trials: pd.DataFrame) -> pd.Series:
 def not_drawn_caption(results: SweepResults, column: str) -> str:
     """A caption naming trials whose `column` is NaN/inf at some epoch: lines cannot show it."""
     epochs, trials = results.epochs, results.trials
+    trials = trials[~trials["status"].isin(FAILED)]  # named by failed_caption instead
     finite = set(epochs.loc[epochs[column].notna(), "trial_id"])
     gaps = set(epochs.loc[epochs[column].isna(), "trial_id"])
     status = dict(zip(trials["trial_id"], trials["status"], strict=True))

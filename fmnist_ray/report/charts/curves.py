@@ -5,6 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from fmnist_ray.report.analysis import FAILED
 from fmnist_ray.report.charts.common import (
     HEIGHT,
     WIDTH,
@@ -12,21 +13,28 @@ from fmnist_ray.report.charts.common import (
     config_color,
     epoch_x,
     not_drawn_caption,
+    ordered_axis,
     padded_scale,
 )
 from fmnist_ray.report.load import SweepResults
 
-SPREAD_CAPTION = " Line: mean over seeds; band: min to max over seeds."
+
+def spread_caption(results: SweepResults) -> str:
+    """How lines pool seeds, said only when there are several."""
+    seeds = results.trials.groupby("config")["seed"].nunique()
+    if len(seeds) and seeds.max() > 1:
+        return " Line: mean over seeds; band: min to max over seeds."
+    return " One line per trial."
 
 
 def curves(frame: pd.DataFrame, y: str, title: str, y_title: str, order: list[str],
-           legend_title: str) -> alt.LayerChart:
+           legend_title: str, ordered: bool = False) -> alt.LayerChart:
     """One line per configuration over epochs: the mean over seeds, with a min..max band."""
     stats = (frame.groupby(["config", "epoch"], observed=True)[y]
              .agg(["mean", "min", "max"]).reset_index())
     base = alt.Chart(stats).encode(
         x=epoch_x(stats["epoch"]),
-        color=config_color(order, legend_title))
+        color=config_color(order, legend_title, ordered))
     band = base.mark_area(opacity=0.18).encode(y=alt.Y("min:Q", title=y_title,
                                                          scale=padded_scale()),
                                                 y2="max:Q")
@@ -43,10 +51,21 @@ def curve_legend(results: SweepResults) -> str:
 
 
 def tagged_epochs(results: SweepResults, top: list[str]) -> pd.DataFrame:
-    """The epoch history of the configurations in `top`, with each trial's config and status."""
+    """The epoch history of the configurations in `top`, with each trial's config and status;
+    runs that failed to learn or diverged are left out (they would set the shared scale)."""
     tagged = results.epochs.merge(results.trials[["trial_id", "config", "status"]],
                                   on="trial_id")
-    return tagged[tagged["config"].isin(top)]
+    return tagged[tagged["config"].isin(top) & ~tagged["status"].isin(FAILED)]
+
+
+def failed_caption(results: SweepResults) -> str:
+    """Names the runs kept off shared-scale charts, and where to read about them."""
+    failed = results.trials[results.trials["status"].isin(FAILED)]
+    if failed.empty:
+        return ""
+    listed = ", ".join(f"{t} ({s.replace('_', ' ')})" for t, s in
+                       zip(failed["trial_id"], failed["status"], strict=True))
+    return f" Left out, on their own scale under Failed runs: {listed}."
 
 
 def learning_section(results: SweepResults, top: list[str]) -> Section:
@@ -61,6 +80,8 @@ def learning_section(results: SweepResults, top: list[str]) -> Section:
     for column, title in (("val_accuracy", "Validation accuracy"), ("val_loss", "Validation loss")):
         frame = tagged.dropna(subset=[column])
         if len(frame):
-            learning.charts.append((curves(frame, column, title, title.lower(), top, legend),
-                                    SPREAD_CAPTION + not_drawn_caption(results, column)))
+            learning.charts.append((curves(frame, column, title, title.lower(), top, legend,
+                                           ordered_axis(results)),
+                                    spread_caption(results) + failed_caption(results)
+                                    + not_drawn_caption(results, column)))
     return learning

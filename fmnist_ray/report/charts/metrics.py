@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import altair as alt
 import pandas as pd
 
+from fmnist_ray.report.analysis import FAILED
 from fmnist_ray.report.charts.common import (
     HEIGHT,
     WIDTH,
@@ -14,13 +15,17 @@ from fmnist_ray.report.charts.common import (
     chart_axes,
     padded_scale,
     status_color,
+    verdict_color,
 )
+from fmnist_ray.report.compare import value_table
+from fmnist_ray.report.findings import SweepFindings
 from fmnist_ray.report.formatting import format_value
 from fmnist_ray.report.load import SweepResults
 
 
 def _per_value_panel(frame: pd.DataFrame, axis: str, y: str, y_title: str, order: list[str],
-                     continuous: bool, log: bool) -> alt.LayerChart:
+                     continuous: bool, log: bool, intervals: pd.DataFrame | None = None
+                     ) -> alt.LayerChart:
     data = frame[["value", "trial_id", "status", y]].dropna(subset=[y])
     tooltip = ["trial_id:N", "status:N", alt.Tooltip("value:N", title=axis),
                alt.Tooltip(f"{y}:Q", format=".4f")]
@@ -32,6 +37,20 @@ def _per_value_panel(frame: pd.DataFrame, axis: str, y: str, y_title: str, order
                         color=status_color(data["status"]), tooltip=tooltip)
                 .properties(width=WIDTH, height=HEIGHT))
     x = alt.X("value:N", title=axis, sort=order, axis=alt.Axis(labelAngle=0, labelLimit=160))
+    trials = alt.Chart(data).mark_circle(size=40, opacity=0.7).encode(
+        x=x, y=alt.Y(f"{y}:Q", title=y_title, scale=padded_scale()),
+        color=status_color(data["status"]), tooltip=tooltip)
+    if intervals is not None and len(intervals):
+        bars = alt.Chart(intervals).mark_rule(strokeWidth=3).encode(
+            x=x, y="ci_low:Q", y2="ci_high:Q", color=verdict_color())
+        mean = alt.Chart(intervals).mark_tick(thickness=3, size=26).encode(
+            x=x, y="mean:Q", color=verdict_color(),
+            tooltip=[alt.Tooltip("value:N", title=axis), alt.Tooltip("mean:Q", format=".4f"),
+                     alt.Tooltip("ci_low:Q", title="95% CI from", format=".4f"),
+                     alt.Tooltip("ci_high:Q", title="95% CI to", format=".4f"),
+                     alt.Tooltip("n:Q", title="trials"), "verdict:N"])
+        return (bars + mean + trials).resolve_scale(color="independent").properties(
+            width=WIDTH, height=HEIGHT)
     stats = (data.groupby("value", observed=True)[y].agg(["mean", "min", "max", "count"])
              .reset_index())
     spread = alt.Chart(stats).mark_rule(strokeWidth=2, color="#555").encode(
@@ -39,24 +58,23 @@ def _per_value_panel(frame: pd.DataFrame, axis: str, y: str, y_title: str, order
     mean = alt.Chart(stats).mark_tick(thickness=3, size=26, color="#222").encode(
         x=x, y="mean:Q", tooltip=[alt.Tooltip("value:N", title=axis),
                                   alt.Tooltip("mean:Q", format=".4f"),
-                                  alt.Tooltip("min:Q", format=".4f"),
-                                  alt.Tooltip("max:Q", format=".4f"),
                                   alt.Tooltip("count:Q", title="trials")])
-    trials = alt.Chart(data).mark_circle(size=45, opacity=0.8).encode(
-        x=x, y=f"{y}:Q", color=status_color(data["status"]), tooltip=tooltip)
     return (spread + mean + trials).properties(width=WIDTH, height=HEIGHT)
 
 
 def per_value(frame: pd.DataFrame, axis: str, panels: list[tuple[str, str]], order: list[str],
-              continuous: bool = False, log: bool = False, title: str = ""
-              ) -> alt.HConcatChart | None:
-    """Side-by-side panels of per-trial values against one axis: mean tick, min..max rule, dots.
+              continuous: bool = False, log: bool = False, title: str = "",
+              intervals: dict[str, pd.DataFrame] | None = None) -> alt.HConcatChart | None:
+    """Side-by-side panels of per-trial values against one axis: dots, and either the 95%
+    interval and verdict of each value (`intervals`, by panel column) or its mean and range.
 
     `frame` has columns value, trial_id, status and each panel's column; `panels` holds
     (column, axis title) pairs. A continuous axis (sampled by a random search) is a scatter.
     Panels without data are left out; None if none has any.
     """
-    charts = [_per_value_panel(frame, axis, y, y_title, order, continuous, log)
+    intervals = intervals or {}
+    charts = [_per_value_panel(frame, axis, y, y_title, order, continuous, log,
+                               intervals.get(y))
               for y, y_title in panels if frame[y].notna().any()]
     return alt.hconcat(*charts).properties(title=title) if charts else None
 
@@ -71,19 +89,41 @@ def per_axis_frames(trials: pd.DataFrame, results: SweepResults
         yield name, frame, dict(order=axis.order, continuous=axis.continuous, log=axis.log)
 
 
-def test_results_section(results: SweepResults) -> Section:
-    """Test accuracy and loss of every trial, one chart per varied axis."""
+def _intervals(found: SweepFindings, axis: str) -> pd.DataFrame | None:
+    finding = next((a for a in found.axes if a.axis == axis), None)
+    if finding is None or not found.noise.known:
+        return None
+    table = value_table(finding)
+    table = table[table["n"] > 0].rename(columns={"test_accuracy": "mean"})
+    return table[["value", "n", "mean", "ci_low", "ci_high", "verdict"]]
+
+
+def test_results_section(results: SweepResults, found: SweepFindings) -> Section:
+    """Test accuracy and loss of every trial that learned, one chart per varied axis."""
+    noise = found.noise
+    how = (f"Bar: 95% confidence interval of the mean over seeds (pooled seed SD "
+           f"{noise.sd * 100:.2f} points), coloured by how the value compares with the one "
+           f"chosen on validation; dots: trials." if noise.known else
+           "Tick: mean; line: min to max; dots: trials. One seed per setting: no interval, "
+           "and no difference can be called real.")
     tests = Section("Test results per setting",
-                    ["Test metrics of each trial's best-validation weights. Tick: mean; "
-                     "line: min to max; dots: trials, coloured by status."])
-    for name, frame, kind in per_axis_frames(results.trials, results):
+                    [f"Test metrics of each trial's best-validation weights. {how} Runs that "
+                     f"failed to learn or diverged are left out so they don't set the scale."])
+    learned_trials = results.trials[~results.trials["status"].isin(FAILED)]
+    failed = results.trials[results.trials["status"].isin(FAILED)]
+    for name, frame, kind in per_axis_frames(learned_trials, results):
         untested = frame[frame["test_accuracy"].isna()]
-        missing = (" No test result: " + ", ".join(
-            f"{t} ({s})" for t, s in zip(untested["trial_id"], untested["status"],
-                                         strict=True)) + ".") if len(untested) else ""
+        notes = [f"{t} ({s})" for t, s in zip(untested["trial_id"], untested["status"],
+                                               strict=True)]
+        notes += [f"{t} ({s.replace('_', ' ')})" for t, s in zip(failed["trial_id"],
+                                                                  failed["status"], strict=True)]
+        missing = f"Not drawn: {', '.join(notes)}." if notes else ""
+        accuracy = _intervals(found, name)
         chart = per_value(frame, name, [("test_accuracy", "test accuracy"),
                                         ("test_loss", "test loss")],
-                          title=f"Test accuracy and loss by {name}", **kind)
+                          title=f"Test accuracy and loss by {name}",
+                          intervals={"test_accuracy": accuracy} if accuracy is not None
+                          else None, **kind)
         if chart is not None:
-            tests.charts.append((chart, missing.strip()))
+            tests.charts.append((chart, missing))
     return tests if tests.charts else Section(tests.title)

@@ -11,26 +11,33 @@ from fmnist_ray.report.charts.common import (
     epoch_x,
     in_config_order,
     not_drawn_caption,
+    ordered_axis,
     padded_scale,
     trial_labels,
 )
-from fmnist_ray.report.charts.curves import SPREAD_CAPTION, curve_legend, curves, tagged_epochs
+from fmnist_ray.report.charts.curves import (
+    curve_legend,
+    curves,
+    failed_caption,
+    spread_caption,
+    tagged_epochs,
+)
 from fmnist_ray.report.load import SweepResults
 
 
-def train_vs_val(frame: pd.DataFrame, order: list[str]) -> alt.FacetChart:
+def train_vs_val(frame: pd.DataFrame, order: list[str], y_title: str) -> alt.FacetChart:
     """Training and validation loss over epochs, one small panel per configuration."""
     stats = (frame.groupby(["config", "split", "epoch"], observed=True)["loss"].mean()
              .reset_index())
+    splits = sorted(stats["split"].unique(), key=lambda s: s == "validation")
     columns = min(4, max(1, len(order)))
     width = max(180, int(4 * WIDTH / 2 / columns))
     return (alt.Chart(stats).mark_line(point=True)
             .encode(x=epoch_x(stats["epoch"]),
-                    y=alt.Y("loss:Q", title="loss (mean over seeds)",
-                            scale=padded_scale()),
+                    y=alt.Y("loss:Q", title=y_title, scale=padded_scale()),
                     color=alt.Color("split:N", title="",
-                                    scale=alt.Scale(domain=["train", "validation"],
-                                                    range=["#9ecae9", "#d62728"])),
+                                    scale=alt.Scale(domain=splits,
+                                                    range=["#1f77b4", "#d62728"])),
                     tooltip=["config:N", "split:N", "epoch:Q",
                              alt.Tooltip("loss:Q", format=".4f")])
             .properties(width=width, height=150)
@@ -84,25 +91,36 @@ def overfitting_section(results: SweepResults, top: list[str],
                         per_trial: pd.DataFrame) -> Section:
     """Loss curves and gap over epochs for the `top` configurations; epoch markers per trial.
 
-    The markers (best, lowest validation loss, last epoch) cover every trial in `per_trial`.
+    Training loss is the eval-mode loss on training images where the sweep measured it (like
+    for like with validation), else the running loss of the epoch's batches, said so. The
+    markers (best, lowest validation loss, last epoch) cover every trial in `per_trial`.
     """
     overfit = Section("Overfitting")
-    losses = (tagged_epochs(results, top).dropna(subset=["train_loss", "val_loss"])
-              if len(results.epochs) else pd.DataFrame())
+    tagged = tagged_epochs(results, top) if len(results.epochs) else pd.DataFrame()
+    like = len(tagged) and tagged["train_eval_loss"].notna().all()
+    train_column = "train_eval_loss" if like else "train_loss"
+    losses = tagged.dropna(subset=[train_column, "val_loss"]) if len(tagged) else tagged
     if len(losses):
+        split = "train (eval mode)" if like else "train (running)"
         long = losses.melt(id_vars=["trial_id", "config", "epoch"],
-                           value_vars=["train_loss", "val_loss"], var_name="split",
+                           value_vars=[train_column, "val_loss"], var_name="split",
                            value_name="loss")
-        long["split"] = long["split"].map({"train_loss": "train", "val_loss": "validation"})
-        overfit.charts.append((train_vs_val(long, top),
-                               "Training loss is averaged over each epoch's batches (dropout "
-                               "on); validation loss is measured after the epoch."))
-        gaps = losses.assign(gap=losses["val_loss"] - losses["train_loss"])
+        long["split"] = long["split"].map({train_column: split, "val_loss": "validation"})
+        seeds = "mean over seeds" if "Line: mean" in spread_caption(results) else "per trial"
+        how = ("Training loss: 6,000 training images measured after each epoch in eval mode, "
+               "like validation (dropout off)." if like else
+               "Training loss: the running mean of each epoch's batches, in training mode "
+               "(dropout on): not like for like with validation, which this sweep measured "
+               "in eval mode only.")
+        overfit.charts.append((train_vs_val(long, top, f"loss ({seeds})"),
+                               how + failed_caption(results)))
+        gaps = losses.assign(gap=losses["val_loss"] - losses[train_column])
         overfit.charts.append((curves(gaps, "gap", "Generalisation gap over epochs",
                                       "validation loss − training loss", top,
-                                      curve_legend(results)),
-                               "Above zero and growing: the model fits the training set better "
-                               "than unseen images." + SPREAD_CAPTION
+                                      curve_legend(results), ordered_axis(results)),
+                               "Above zero and growing: the model fits the training images "
+                               "better than unseen ones." + spread_caption(results)
+                               + failed_caption(results)
                                + not_drawn_caption(results, "val_loss")))
     if len(per_trial):
         overfit.charts.append(_epoch_marker_chart(results, per_trial))

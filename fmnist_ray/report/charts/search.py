@@ -8,6 +8,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from fmnist_ray.report.analysis import learned
 from fmnist_ray.report.charts.common import (
     HEIGHT,
     WIDTH,
@@ -16,8 +17,10 @@ from fmnist_ray.report.charts.common import (
     status_color,
     trial_labels,
 )
+from fmnist_ray.report.findings import SweepFindings
 from fmnist_ray.report.formatting import format_value
 from fmnist_ray.report.load import SweepResults
+from fmnist_ray.report.rungs import asha_rungs, rung_scores, stop_causes
 
 
 def parallel_coordinates(frame: pd.DataFrame, axes: list[str], metric_title: str,
@@ -78,13 +81,23 @@ def _unit(values: pd.Series) -> pd.Series:
     return (values - values.min()) / span if span > 0 else values * 0 + 0.5
 
 
-def search_section(results: SweepResults) -> Section:
-    """Parallel coordinates and parameter importance, for sweeps that vary two or more axes."""
+def search_section(results: SweepResults, found: SweepFindings) -> Section:
+    """Parallel coordinates and parameter importance, for sweeps that vary two or more axes.
+
+    In a search whose trials ran unequal lengths, both use each trial's score at the last
+    common rung, so a trial is never ranked above another for having trained longer.
+    """
     metric, title = results.metric, results.metric.replace("best_val_", "best validation ")
-    trials = results.trials.dropna(subset=[metric])
+    if found.search and found.rungs:
+        rung = found.rungs[-1].rung
+        trials = rung_scores(results, rung)
+        metric, title = "score", f"{title} up to epoch {rung}"
+        scope = f"the {len(trials)} trials that reached epoch {rung} (a common length)"
+    else:
+        trials = learned(results.trials).dropna(subset=[metric])
+        scope = f"{len(trials)} of {len(results.trials)} trials (those that learned)"
     section = Section("Search space", [
-        f"All {len(results.axes)} varied axes at once; {len(trials)} of {len(results.trials)} "
-        f"trials have a {title}."])
+        f"All {len(results.axes)} varied axes at once, over {scope}."])
     columns = {"trial_id": trials["trial_id"], "status": trials["status"],
                "metric": trials[metric]}
     rows = [pd.DataFrame({**columns, "axis": title, "position": _unit(trials[metric]),
@@ -140,17 +153,16 @@ def asha_stops(frame: pd.DataFrame, rungs: list[int], max_t: int) -> alt.LayerCh
 def asha_section(results: SweepResults) -> Section:
     spec = results.spec
     max_t = spec.max_t if spec else int(results.trials["epochs"].max())
-    rungs, rung = [], spec.scheduler.grace_period if spec else 1
-    while spec and rung <= max_t:
-        rungs.append(round(rung))
-        rung *= spec.scheduler.reduction_factor
+    rungs = asha_rungs(results)
     frame = results.trials.copy()
     frame["trial"] = trial_labels(frame)
     frame = frame.sort_values(["epochs_run", "trial"], ascending=[False, True])
-    counts = frame["status"].value_counts()
+    causes = stop_causes(results)
+    budget = (f"; {len(causes['budget'])} were cut short between rungs by the time budget"
+              if causes["budget"] else "")
     return Section("Early stopping (ASHA)", [
-        f"{counts.get('early_stopped', 0)} of {len(frame)} trials were stopped early; ASHA "
-        f"compares trials at the rungs (epochs {', '.join(map(str, rungs)) or 'unknown'}) and "
-        f"keeps the best 1/{spec.scheduler.reduction_factor:g} of them going."
+        f"{len(causes['asha'])} of {len(frame)} trials were stopped by ASHA at a rung{budget}. "
+        f"ASHA compares trials at the rungs (epochs {', '.join(map(str, rungs)) or 'unknown'}) "
+        f"and keeps the best 1/{spec.scheduler.reduction_factor:g} of them going."
         if spec else "The scheduler is unknown (no spec.yaml)."],
         [(asha_stops(frame[["trial", "status", "epochs_run"]], rungs, max_t), "")])

@@ -58,7 +58,8 @@ def rung_scores(results: SweepResults, rung: int) -> pd.DataFrame:
 
 def comparison_rungs(results: SweepResults) -> list[int]:
     """The rungs (and the full length) that at least MIN_TRIALS trials reached."""
-    full = int(results.trials["epochs"].max()) if results.trials["epochs"].notna().any() else 0
+    ran = learned(results.trials)["epochs_run"]
+    full = int(ran.max()) if ran.notna().any() else 0
     candidates = sorted(set(asha_rungs(results) + ([full] if full else [])))
     return [r for r in candidates if len(rung_scores(results, r)) >= MIN_TRIALS]
 
@@ -134,8 +135,11 @@ def confounds(results: SweepResults, trials: pd.DataFrame) -> list[str]:
 
 
 def search_findings(results: SweepResults) -> tuple[list[RungFinding], list[str]]:
-    """Findings at each comparable rung, and sentences on stops and confounds."""
+    """Findings at each comparable rung (sentences for the last two), and sentences on stops
+    and confounds."""
     rungs = [rung_finding(results, r) for r in comparison_rungs(results)]
+    for early in rungs[:-2]:
+        early.sentences = []  # kept in findings.json; the page states the two longest
     causes = stop_causes(results)
     lines = []
     if causes["asha"] or causes["budget"]:

@@ -1,0 +1,215 @@
+"""Findings on synthetic result tables with known effects: what is real, what is noise.
+
+Each table is written in the sweep's exact tidy format (`results.trial_row` / `epoch_row`), with
+effects planted at a known size against a known seed noise, and read back by the report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+
+from fmnist_ray import results
+from fmnist_ray.outcomes import failed_to_learn
+from fmnist_ray.report import build_report, load_results
+from fmnist_ray.report.analysis import best_config, best_trial
+from fmnist_ray.report.findings import sweep_findings
+from fmnist_ray.report.stats import Noise, compare, pooled_noise
+from fmnist_ray.report.verdicts import study_verdicts
+
+from .test_report import epoch, page_specs, trial, write_sweep
+
+SD = 0.002  # the planted seed-to-seed noise of test accuracy: 0.2 points
+OFFSETS = (-1.0, 1.0, -0.5, 0.5)  # seed deviations in units of SD: sample SD about SD
+
+
+def grid(directory, effects: dict[int, float], seeds: int = 2, validation=None,
+         name: str = "grid", histories=None, **settings) -> str:
+    """A batch-size grid: value -> mean test accuracy; seeds scatter it by about SD.
+
+    `validation` (value -> mean validation accuracy) defaults to the test means, so both agree;
+    `histories` (value -> function of seed giving epoch rows) overrides the default curve.
+    """
+    spec = {"name": name, "trial": {"model": "mlp", "epochs": 3, **settings},
+            "axes": {"batch_size": list(effects)}, "seeds": seeds}
+    rows = []
+    for size, accuracy in effects.items():
+        for seed in range(seeds):
+            noise = OFFSETS[seed] * SD / (math.sqrt(2) if seeds == 2 else 1)
+            val = (validation or effects)[size] + noise / 2
+            history = (histories[size](seed) if histories else
+                       [epoch(n, 0.6 - 0.1 * n, 0.5 - 0.05 * n, val - 0.01 * (3 - n),
+                              train_eval_loss=0.55 - 0.1 * n) for n in (1, 2, 3)])
+            rows.append(trial(f"b{size}_{seed}", history, test_accuracy=accuracy + noise,
+                              test_loss=1.2 - accuracy, batch_size=size, seed=seed, epochs=3,
+                              model="mlp", **settings))
+    return write_sweep(directory, spec, rows)
+
+
+def verdicts_of(finding) -> dict[str, str]:
+    return {v.value: v.verdict for v in finding.values}
+
+
+def test_pooled_noise_and_lsd_match_scipys_two_sample_t_test():
+    a, b = pd.Series([0.880, 0.884, 0.879]), pd.Series([0.886, 0.891, 0.889])
+    noise = pooled_noise(pd.concat([a, b]), pd.Series(["a"] * 3 + ["b"] * 3))
+    result = compare(b.mean(), 3, a.mean(), 3, noise)
+    reference = scipy_stats.ttest_ind(b, a, equal_var=True)
+    assert noise.df == 4
+    assert result.p_value == pytest.approx(reference.pvalue)
+    assert result.verdict == ("better" if reference.pvalue < 0.05 else "tied")
+    assert noise.lsd(3, 3) == pytest.approx(
+        scipy_stats.t.ppf(0.975, 4) * noise.sd * math.sqrt(2 / 3))
+
+
+def test_a_difference_of_several_sds_is_worse_and_one_within_noise_is_tied(tmp_path):
+    # 64 chosen; 128 is 0.1 points below (well within noise); 16 is 2 points below (10 SDs)
+    found = sweep_findings(load_results(grid(tmp_path / "g", {16: 0.86, 64: 0.88, 128: 0.879})))
+    assert found.noise.df == 3 and found.noise.sd == pytest.approx(SD, rel=0.3)
+    assert verdicts_of(found.axes[0]) == {"16": "worse", "64": "chosen", "128": "tied"}
+    sentence = found.axes[0].sentence
+    assert sentence.startswith("batch_size: 64 and 128 are tied (within ")
+    assert "16 is worse, by 2.00 points" in sentence
+    assert found.chosen.tied_with == ["128"]
+
+
+def test_one_seed_makes_no_claim(tmp_path):
+    found = sweep_findings(load_results(grid(tmp_path / "g", {16: 0.80, 64: 0.88}, seeds=1)))
+    assert not found.noise.known
+    assert verdicts_of(found.axes[0]) == {"16": "no claim", "64": "chosen"}
+    assert "one seed per value, so no difference can be called real" in found.axes[0].sentence
+
+
+def test_selection_never_reads_test_columns(tmp_path):
+    # Validation prefers 64; test prefers 128 by 2 points: 64 is still the choice, and the
+    # disagreement is reported, never acted on.
+    uri = grid(tmp_path / "g", {64: 0.86, 128: 0.88}, validation={64: 0.90, 128: 0.87})
+    loaded = load_results(uri)
+    found = sweep_findings(loaded)
+    assert found.chosen.label == "batch_size=64"
+    assert best_trial(loaded)["batch_size"] == 64
+    assert verdicts_of(found.axes[0])["128"] == "better"
+    assert "validation and test disagree" in found.axes[0].sentence
+    # Scrambling every test column changes nothing that is chosen.
+    scrambled = loaded.trials.copy()
+    scrambled[["test_accuracy", "test_loss"]] = scrambled[["test_accuracy", "test_loss"]].values[
+        ::-1]
+    loaded.trials = scrambled
+    assert best_config(loaded) == "64" and best_trial(loaded)["batch_size"] == 64
+
+
+def test_a_chance_level_trial_is_failed_to_learn(tmp_path):
+    assert failed_to_learn(0.101) and failed_to_learn(0.149) and not failed_to_learn(0.2)
+    assert not failed_to_learn(None) and not failed_to_learn(math.nan)
+    assert results.trial_status("TERMINATED", {"epoch": 3, "best_val_accuracy": 0.1}, 3) == \
+        "failed_to_learn"
+    assert results.trial_status("TERMINATED", {"epoch": 3, "best_val_accuracy": 0.8}, 3) == \
+        "completed"
+    # An export from before the status existed says `completed`: the report corrects it.
+    stuck = [epoch(n, 2.303, 2.302, 0.1) for n in (1, 2, 3)]
+    rows = [trial("ok", [epoch(1, 0.5, 0.4, 0.85)], test_accuracy=0.84, test_loss=0.4, lr=0.001),
+            trial("stuck", stuck, "completed", 0.1, 2.30, lr=0.1)]
+    spec = {"name": "lr", "trial": {"epochs": 3}, "axes": {"lr": [0.001, 0.1]}}
+    loaded = load_results(write_sweep(tmp_path / "lr", spec, rows))
+    assert dict(zip(loaded.trials["trial_id"], loaded.trials["status"], strict=True)) == {
+        "ok": "completed", "stuck": "failed_to_learn"}
+    found = sweep_findings(loaded)
+    assert verdicts_of(found.axes[0])["0.1"] == "failed_to_learn"
+    assert "stuck (lr=0.1, seed 0) failed to learn: best validation accuracy 0.100" in \
+        found.failures[0]
+
+
+def test_a_diverged_trial_does_not_set_a_shared_scale(tmp_path):
+    blown = [epoch(1, 0.9, 0.8, 0.7), epoch(2, 1.5e3, 2e3, 0.1)]
+    rows = [trial(f"ok{s}", [epoch(n, 0.5 / n, 0.4 / n, 0.8 + 0.01 * n) for n in (1, 2, 3)],
+                  test_accuracy=0.85, test_loss=0.4, lr=0.001, seed=s) for s in (0, 1)]
+    rows.append(trial("blown", blown, "diverged", lr=1.0))
+    spec = {"name": "lr", "trial": {"epochs": 3}, "axes": {"lr": [0.001, 1.0]}, "seeds": 2}
+    page = build_report([write_sweep(tmp_path / "lr", spec, rows)],
+                        tmp_path / "r.html").read_text()
+    shared = [s for s in page_specs(page) if any(
+        t in json.dumps(s.get("title", "")) for t in ("Validation loss", "Training vs validation",
+                                                      "Generalisation gap"))]
+    assert len(shared) == 3
+    for chart in shared:
+        assert "blown" not in json.dumps(chart["datasets"])  # off the shared scale...
+    failed = [s for s in page_specs(page) if "failed runs" in json.dumps(s.get("title", ""))]
+    assert "blown" in json.dumps(failed[0]["datasets"])  # ...and drawn on its own
+    assert "blown (lr=1, seed 0) diverged at epoch 2; training loss up to 1,500" in page
+
+
+def overfitting_history(overfits: bool, seed: int, level: float = 0.85) -> list[dict]:
+    """Eight epochs; validation loss turns up after epoch 3 when `overfits` (noise ±0.003);
+    validation accuracy climbs to `level` + 0.015."""
+    jitter = 0.003 * (-1) ** seed
+    val = [0.40, 0.34, 0.31, 0.32, 0.35, 0.38, 0.41, 0.44] if overfits else \
+        [0.42, 0.37, 0.34, 0.33, 0.325, 0.32, 0.318, 0.316]
+    train = [0.40 - 0.04 * n for n in range(8)] if overfits else [0.40 - 0.012 * n for n in range(8)]
+    return [epoch(n + 1, train[n] + 0.05, val[n] + jitter, level + 0.005 * min(n, 3),
+                  train_eval_loss=train[n]) for n in range(8)]
+
+
+def test_dropout_is_credited_only_from_a_matched_pair_with_its_cost(tmp_path):
+    spec = {"name": "arch", "trial": {"model": "mlp", "epochs": 8}, "seeds": 2,
+            "variants": [{"name": "plain", "hidden_sizes": [512, 512]},
+                         {"name": "dropout", "hidden_sizes": [512, 512], "dropout": 0.3},
+                         {"name": "cnn", "model": "cnn"}]}
+    rows = []
+    for seed in (0, 1):
+        noise = OFFSETS[seed] * SD / math.sqrt(2)
+        rows += [trial(f"p{seed}", overfitting_history(True, seed), test_accuracy=0.885 + noise,
+                       test_loss=0.33, variant="plain", model="mlp", hidden_sizes=[512, 512],
+                       seed=seed, epochs=8),
+                 trial(f"d{seed}", overfitting_history(False, seed), test_accuracy=0.875 + noise,
+                       test_loss=0.35, variant="dropout", model="mlp", hidden_sizes=[512, 512],
+                       dropout=0.3, seed=seed, epochs=8),
+                 trial(f"c{seed}", overfitting_history(False, seed, 0.9),
+                       test_accuracy=0.92 + noise,
+                       test_loss=0.25, variant="cnn", model="cnn", seed=seed, epochs=8)]
+    uri = write_sweep(tmp_path / "arch", spec, rows)
+    loaded = load_results(uri)
+    found = sweep_findings(loaded)
+    (pair,) = [p for p in found.pairs if p.key == "dropout"]
+    assert (pair.overfit_low, pair.overfit_high) == ("2 of 2", "0 of 2")
+    assert pair.gap.verdict == "better" and pair.accuracy.verdict == "worse"
+    verdicts = {v["claim"]: v for v in study_verdicts([loaded], [found])}
+    dropout = verdicts["Dropout cures overfitting."]
+    assert dropout["verdict"] == "reproduced"
+    assert "cost test accuracy (-1.00 points" in dropout["evidence"]
+    assert verdicts["A CNN beats an MLP."]["verdict"] == "reproduced"
+    assert verdicts["Batch size 32-64 is best."]["verdict"] == "not testable"
+    # the report writes the same findings for scripts
+    build_report([uri], tmp_path / "out" / "arch.html")
+    written = json.loads((tmp_path / "out" / "arch.findings.json").read_text())
+    assert written["chosen"]["label"] == "variant=cnn"
+    assert {v["value"]: v["verdict"] for v in written["axes"][0]["values"]} == {
+        "plain": "worse", "dropout": "worse", "cnn": "chosen"}
+    assert written["matched_pairs"][0]["gap"]["verdict"] == "better"
+
+
+def test_batch_claims_are_judged_from_the_batch_sweep(tmp_path):
+    effects = {16: 0.870, 32: 0.880, 64: 0.881, 128: 0.879, 512: 0.865}
+    histories = {size: (lambda seed, s=size: overfitting_history(s not in (32, 64), seed))
+                 for size in effects}
+    loaded = load_results(grid(tmp_path / "b", effects, histories=histories))
+    found = sweep_findings(loaded)
+    verdicts = {v["claim"]: v for v in study_verdicts([loaded], [found])}
+    best = verdicts["Batch size 32-64 is best."]
+    assert best["verdict"] == "contradicted"  # 128 does as well, within the noise
+    assert best["evidence"].startswith("128 did as well as or better than 32-64")
+    assert verdicts["Batch size 32-64 cures overfitting."]["verdict"] == "reproduced"
+    # With nothing overfitting, there is nothing to cure: not testable.
+    flat = load_results(grid(tmp_path / "flat", effects))
+    verdict = study_verdicts([flat], [sweep_findings(flat)])[1]
+    assert verdict["verdict"] == "not testable"
+    assert verdict["evidence"].startswith("Nothing overfits in this sweep")
+
+
+def test_noise_without_replicates_is_unknown():
+    noise = pooled_noise(pd.Series([0.8, 0.9]), pd.Series(["a", "b"]))
+    assert noise == Noise(math.nan, 0) or (math.isnan(noise.sd) and noise.df == 0)
+    assert compare(0.9, 1, 0.8, 1, noise).verdict == "no claim"

@@ -148,7 +148,8 @@ def overfitting_history(overfits: bool, seed: int, level: float = 0.85) -> list[
     jitter = 0.003 * (-1) ** seed
     val = [0.40, 0.34, 0.31, 0.32, 0.35, 0.38, 0.41, 0.44] if overfits else \
         [0.42, 0.37, 0.34, 0.33, 0.325, 0.32, 0.318, 0.316]
-    train = [0.40 - 0.04 * n for n in range(8)] if overfits else [0.40 - 0.012 * n for n in range(8)]
+    step = 0.04 if overfits else 0.012
+    train = [0.40 - step * n for n in range(8)]
     return [epoch(n + 1, train[n] + 0.05, val[n] + jitter, level + 0.005 * min(n, 3),
                   train_eval_loss=train[n]) for n in range(8)]
 

@@ -14,8 +14,9 @@ from fmnist_ray.report.load import SweepResults
 
 def best_trial_curves(frame: pd.DataFrame, title: str) -> alt.HConcatChart:
     """Loss and accuracy of one trial over epochs, train and validation; `frame` is long."""
-    color = alt.Color("split:N", title="", scale=alt.Scale(domain=["train", "validation"],
-                                                          range=["#9ecae9", "#d62728"]))
+    splits = sorted(frame["split"].unique(), key=lambda s: s == "validation")
+    color = alt.Color("split:N", title="", scale=alt.Scale(domain=splits,
+                                                          range=["#1f77b4", "#d62728"]))
     panels = []
     for measure in ("loss", "accuracy"):
         panels.append(alt.Chart(frame.dropna(subset=[measure])).mark_line(point=True).encode(
@@ -64,19 +65,22 @@ def best_trial_section(results: SweepResults, best: pd.Series | None,
             "optimizer", "lr", "batch_size", "weight_decay", "seed"]
     settings = ", ".join(f"{k} {format_value(best[k])}" for k in keys if best[k] is not None)
     params = f"{best['params']:,.0f}" if pd.notna(best["params"]) else "unknown"
+    metric = results.metric.replace("best_val_", "validation ")
     section = Section("Best trial", [
-        f"Trial {best['trial_id']} ({best['status']}), chosen by "
-        f"{results.metric.replace('best_val_', 'best validation ')}: {settings}.",
+        f"Trial {best['trial_id']} ({best['status']}): the best {metric} within the chosen "
+        f"configuration; {settings}.",
         f"{params} parameters; test accuracy {best['test_accuracy']:.4f}, test loss "
         f"{best['test_loss']:.4f} with the weights of epoch {format_value(best['best_epoch'])} "
         f"of {format_value(best['epochs_run'])}."])
     history = results.epochs[results.epochs["trial_id"] == best["trial_id"]]
     if len(history):
+        like = history["train_eval_loss"].notna().all()
+        train = ("train_eval", "train (eval mode)") if like else ("train", "train (running)")
         long = pd.concat([
             pd.DataFrame({"epoch": history["epoch"], "split": split,
                           "loss": history[f"{prefix}_loss"],
                           "accuracy": history[f"{prefix}_accuracy"]})
-            for prefix, split in (("train", "train"), ("val", "validation"))])
+            for prefix, split in (train, ("val", "validation"))])
         section.charts.append((best_trial_curves(long, f"Trial {best['trial_id']} over epochs"),
                                ""))
     matrix = json.loads(best["test_confusion"]) if best["test_confusion"] else None

@@ -32,6 +32,7 @@ def curves(frame: pd.DataFrame, y: str, title: str, y_title: str, order: list[st
     """One line per configuration over epochs: the mean over seeds, with a min..max band."""
     stats = (frame.groupby(["config", "epoch"], observed=True)[y]
              .agg(["mean", "min", "max"]).reset_index())
+    order = [c for c in order if c in set(stats["config"])]  # the legend lists what is drawn
     base = alt.Chart(stats).encode(
         x=epoch_x(stats["epoch"]),
         color=config_color(order, legend_title, ordered))

@@ -37,10 +37,9 @@ def _per_value_panel(frame: pd.DataFrame, axis: str, y: str, y_title: str, order
                         color=status_color(data["status"]), tooltip=tooltip)
                 .properties(width=WIDTH, height=HEIGHT))
     x = alt.X("value:N", title=axis, sort=order, axis=alt.Axis(labelAngle=0, labelLimit=160))
-    trials = alt.Chart(data).mark_circle(size=40, opacity=0.7).encode(
-        x=x, y=alt.Y(f"{y}:Q", title=y_title, scale=padded_scale()),
-        color=status_color(data["status"]), tooltip=tooltip)
     if intervals is not None and len(intervals):
+        trials = alt.Chart(data).mark_circle(size=36, opacity=0.55, color="#444").encode(
+            x=x, y=alt.Y(f"{y}:Q", title=y_title, scale=padded_scale()), tooltip=tooltip)
         bars = alt.Chart(intervals).mark_rule(strokeWidth=3).encode(
             x=x, y="ci_low:Q", y2="ci_high:Q", color=verdict_color())
         mean = alt.Chart(intervals).mark_tick(thickness=3, size=26).encode(
@@ -49,8 +48,10 @@ def _per_value_panel(frame: pd.DataFrame, axis: str, y: str, y_title: str, order
                      alt.Tooltip("ci_low:Q", title="95% CI from", format=".4f"),
                      alt.Tooltip("ci_high:Q", title="95% CI to", format=".4f"),
                      alt.Tooltip("n:Q", title="trials"), "verdict:N"])
-        return (bars + mean + trials).resolve_scale(color="independent").properties(
-            width=WIDTH, height=HEIGHT)
+        return (bars + mean + trials).properties(width=WIDTH, height=HEIGHT)
+    trials = alt.Chart(data).mark_circle(size=40, opacity=0.7).encode(
+        x=x, y=alt.Y(f"{y}:Q", title=y_title, scale=padded_scale()),
+        color=status_color(data["status"]), tooltip=tooltip)
     stats = (data.groupby("value", observed=True)[y].agg(["mean", "min", "max", "count"])
              .reset_index())
     spread = alt.Chart(stats).mark_rule(strokeWidth=2, color="#555").encode(
@@ -103,7 +104,7 @@ def test_results_section(results: SweepResults, found: SweepFindings) -> Section
     noise = found.noise
     how = (f"Bar: 95% confidence interval of the mean over seeds (pooled seed SD "
            f"{noise.sd * 100:.2f} points), coloured by how the value compares with the one "
-           f"chosen on validation; dots: trials." if noise.known else
+           f"chosen on validation; grey dots: trials." if noise.known else
            "Tick: mean; line: min to max; dots: trials. One seed per setting: no interval, "
            "and no difference can be called real.")
     tests = Section("Test results per setting",

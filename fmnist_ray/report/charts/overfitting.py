@@ -30,6 +30,7 @@ def train_vs_val(frame: pd.DataFrame, order: list[str], y_title: str) -> alt.Fac
     stats = (frame.groupby(["config", "split", "epoch"], observed=True)["loss"].mean()
              .reset_index())
     splits = sorted(stats["split"].unique(), key=lambda s: s == "validation")
+    order = [c for c in order if c in set(stats["config"])]
     columns = min(4, max(1, len(order)))
     width = max(180, int(4 * WIDTH / 2 / columns))
     return (alt.Chart(stats).mark_line(point=True)

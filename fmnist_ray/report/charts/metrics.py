@@ -77,7 +77,8 @@ def per_value(frame: pd.DataFrame, axis: str, panels: list[tuple[str, str]], ord
     charts = [_per_value_panel(frame, axis, y, y_title, order, continuous, log,
                                intervals.get(y))
               for y, y_title in panels if frame[y].notna().any()]
-    return alt.hconcat(*charts).properties(title=title) if charts else None
+    return (alt.hconcat(*charts).resolve_scale(color="independent").properties(title=title)
+            if charts else None)
 
 
 def per_axis_frames(trials: pd.DataFrame, results: SweepResults

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,7 +17,7 @@ from scipy import stats as scipy_stats
 
 from fmnist_ray import results
 from fmnist_ray.outcomes import failed_to_learn
-from fmnist_ray.report import build_report, load_results
+from fmnist_ray.report import build_report, load_results, summarize
 from fmnist_ray.report.analysis import best_config, best_trial
 from fmnist_ray.report.findings import sweep_findings
 from fmnist_ray.report.stats import Noise, compare, pooled_noise
@@ -214,3 +216,30 @@ def test_noise_without_replicates_is_unknown():
     noise = pooled_noise(pd.Series([0.8, 0.9]), pd.Series(["a", "b"]))
     assert noise == Noise(math.nan, 0) or (math.isnan(noise.sd) and noise.df == 0)
     assert compare(0.9, 1, 0.8, 1, noise).verdict == "no claim"
+
+
+# ---- real sweeps: the study's first batch-size and optimizer runs (2 seeds, full dataset) ----
+
+REAL = Path(__file__).parent / "data"
+
+
+def test_real_batch_size_run_ties_64_to_512_and_calls_none_best():
+    loaded = load_results(str(REAL / "batch_size-2026-11-24"))
+    found = sweep_findings(loaded)
+    assert verdicts_of(found.axes[0]) == {"16": "worse", "32": "worse", "64": "chosen",
+                                          "128": "tied", "256": "tied", "512": "tied"}
+    assert 0.4 < found.noise.lsd(2, 2) * 100 < 0.7 and found.noise.df == 6
+    sentence = found.axes[0].sentence
+    assert sentence.startswith("batch_size: 64, 128, 256 and 512 are tied (within 0.54 points")
+    assert "16 and 32 are worse" in sentence
+    assert not any(re.search(r"\b(64|128|256|512)\b[^.;]* best\b", line)
+                   for line in summarize(loaded, found))
+
+
+def test_real_optimizer_run_makes_no_ranking_claim():
+    loaded = load_results(str(REAL / "optimizer-2026-11-24"))
+    found = sweep_findings(loaded)
+    assert set(verdicts_of(found.axes[0]).values()) == {"chosen", "tied"}
+    assert found.axes[0].sentence.startswith(
+        "variant: sgd, sgd_momentum, nesterov, adam, adamw, rmsprop and adagrad are all tied")
+    assert "the choice among them is noise" in "\n".join(summarize(loaded, found))

@@ -465,7 +465,8 @@ def report(
         "--all", metavar="STORAGE", help="Report every sweep found in this storage directory.")
     ] = None,
 ) -> None:
-    """Turn sweep results into one self-contained HTML page (and an index for several)."""
+    """Turn sweep results into one self-contained HTML page (and an index for several), with
+    the findings beside each page as JSON."""
     from fmnist_ray.report import build_report
 
     dirs = list(results_dirs or [])
@@ -479,7 +480,8 @@ def report(
     if not dirs:
         raise UserError("no results given; pass RESULTS_DIR (e.g. results/smoke) or --all DIR")
     page = build_report(dirs, output)
-    console.print(f"report written: {page}")
+    console.print(f"report written: {page} (findings for scripts: "
+                  f"{page.with_name(page.stem + '.findings.json')})")
 
 
 if __name__ == "__main__":

@@ -375,6 +375,14 @@ def test_all_finds_every_sweep_in_a_storage_uri(tmp_path):
     assert empty.returncode == 2 and "no sweep results found" in empty.stderr
 
 
+def test_report_never_overwrites_a_results_file(tmp_path):
+    uri = batch_size_sweep(tmp_path / "batch")
+    before = (Path(uri) / results.TRIALS_FILE).read_bytes()
+    with pytest.raises(UserError, match="is one of the sweep's result files"):
+        build_report([uri], Path(uri) / results.TRIALS_FILE)
+    assert (Path(uri) / results.TRIALS_FILE).read_bytes() == before
+
+
 def test_output_must_be_a_file(tmp_path):
     with pytest.raises(UserError, match="is a directory; pass an .html file path"):
         build_report([batch_size_sweep(tmp_path / "b")], tmp_path)

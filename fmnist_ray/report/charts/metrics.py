@@ -21,6 +21,7 @@ from fmnist_ray.report.compare import value_table
 from fmnist_ray.report.findings import SweepFindings
 from fmnist_ray.report.formatting import format_value
 from fmnist_ray.report.load import SweepResults
+from fmnist_ray.report.rungs import rung_scores
 
 
 def _per_value_panel(frame: pd.DataFrame, axis: str, y: str, y_title: str, order: list[str],
@@ -100,8 +101,29 @@ def _intervals(found: SweepFindings, axis: str) -> pd.DataFrame | None:
     return table[["value", "n", "mean", "ci_low", "ci_high", "verdict"]]
 
 
+def rung_section(results: SweepResults, found: SweepFindings) -> Section:
+    """For a search: each trial's validation score at the last common rung, per axis."""
+    rung = found.rungs[-1].rung
+    scores = rung_scores(results, rung)
+    metric = "validation loss" if results.metric == "best_val_loss" else "validation accuracy"
+    section = Section(f"Results per setting at epoch {rung}", [
+        f"The trials ran different lengths, so their final or test numbers are not set side by "
+        f"side: each dot is a trial's best {metric} up to epoch {rung}, for the "
+        f"{len(scores)} trials that reached it. Tick: mean; line: min to max. The summary "
+        f"gives the rank tests."])
+    for name, frame, kind in per_axis_frames(scores, results):
+        chart = per_value(frame, name, [("score", f"{metric} up to epoch {rung}")],
+                          title=f"{metric.capitalize()} at epoch {rung} by {name}", **kind)
+        if chart is not None:
+            section.charts.append((chart, ""))
+    return section
+
+
 def test_results_section(results: SweepResults, found: SweepFindings) -> Section:
-    """Test accuracy and loss of every trial that learned, one chart per varied axis."""
+    """Test accuracy and loss of every trial that learned, one chart per varied axis (for a
+    search with unequal lengths: validation at the last common rung instead)."""
+    if found.search and found.rungs:
+        return rung_section(results, found)
     noise = found.noise
     how = (f"Bar: 95% confidence interval of the mean over seeds (pooled seed SD "
            f"{noise.sd * 100:.2f} points), coloured by how the value compares with the one "

@@ -158,8 +158,9 @@ def asha_section(results: SweepResults) -> Section:
     frame["trial"] = trial_labels(frame)
     frame = frame.sort_values(["epochs_run", "trial"], ascending=[False, True])
     causes = stop_causes(results)
-    budget = (f"; {len(causes['budget'])} were cut short between rungs by the time budget"
-              if causes["budget"] else "")
+    cut = len(causes["budget"])
+    budget = (f"; {cut} {'was' if cut == 1 else 'were'} cut short between rungs by the time "
+              f"budget" if cut else "")
     return Section("Early stopping (ASHA)", [
         f"{len(causes['asha'])} of {len(frame)} trials were stopped by ASHA at a rung{budget}. "
         f"ASHA compares trials at the rungs (epochs {', '.join(map(str, rungs)) or 'unknown'}) "

@@ -34,8 +34,9 @@ def trial_status(ray_status: str, last_result: dict[str, Any], epochs: int) -> s
     interrupted.
 
     A trial stopped before its first epoch is `interrupted`; a sweep stopped by Ctrl-C marks
-    its unfinished trials `interrupted` afterwards. A trial that ran (to its end or until ASHA
-    stopped it) with its best validation accuracy at chance is `failed_to_learn`.
+    its unfinished trials `interrupted` afterwards. A trial that ran to its end with its best
+    validation accuracy at chance is `failed_to_learn` (one ASHA stopped stays `early_stopped`:
+    it was not given the time).
     """
     if ray_status == "ERROR":
         return "errored"
@@ -45,10 +46,10 @@ def trial_status(ray_status: str, last_result: dict[str, Any], epochs: int) -> s
         return "diverged"
     if not last_result.get("epoch"):  # stopped before its first epoch (e.g. by a time budget)
         return "interrupted"
-    if failed_to_learn(last_result.get("best_val_accuracy")):
-        return "failed_to_learn"
     if last_result.get("epoch", 0) < epochs:
         return "early_stopped"
+    if failed_to_learn(last_result.get("best_val_accuracy")):
+        return "failed_to_learn"
     return "completed"
 
 
@@ -229,10 +230,9 @@ def rebuild_from_ray_logs(uri: str, trial_config: Callable[[dict[str, Any]], Tri
             status = "errored"
         elif last.get("diverged"):
             status = "diverged"
-        elif failed_to_learn(last.get("best_val_accuracy")):
-            status = "failed_to_learn"
         elif int(last["epoch"]) >= config.epochs:
-            status = "completed"
+            stuck = failed_to_learn(last.get("best_val_accuracy"))
+            status = "failed_to_learn" if stuck else "completed"
         else:
             status = "early_stopped" if asha and last.get("done") else "interrupted"
         variant = (log.params or {}).get("variant") or {}

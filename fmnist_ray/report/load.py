@@ -187,8 +187,7 @@ def _clean_trials(trials: pd.DataFrame) -> pd.DataFrame:
     trials["trial_id"] = trials["trial_id"].astype(str)
     trials["status"] = trials["status"].fillna("unknown").astype(str)
     # Exports from before `failed_to_learn` existed: a run at chance is one, whatever it says.
-    stuck = trials["status"].isin(["completed", "early_stopped"]) & trials[
-        "best_val_accuracy"].map(failed_to_learn)
+    stuck = (trials["status"] == "completed") & trials["best_val_accuracy"].map(failed_to_learn)
     trials.loc[stuck, "status"] = "failed_to_learn"
     return trials.reset_index(drop=True)
 

@@ -105,10 +105,14 @@ def test_missing_spec_file(tmp_path):
 
 def test_set_overrides_keys_and_is_validated_like_the_file(tmp_path):
     spec = tmp_path / "ok.yaml"
-    spec.write_text(textwrap.dedent(GOOD))
+    spec.write_text(textwrap.dedent(GOOD) + "description: Two epochs.\n")
     loaded = load_spec(spec, ["trial.epochs=3", "seeds=2", "axes.batch_size=[32, 64]"])
     assert loaded.trial.epochs == 3 and loaded.seeds == 2
     assert len(loaded.grid_points()) == 2 * 2 * 2
+    # the description was written for the file: it now says what --set changed
+    assert loaded.description.endswith(
+        "(changed with --set trial.epochs=3, seeds=2, axes.batch_size=[32, 64])")
+    assert load_spec(spec, ["name=other"]).description == load_spec(spec).description
     result = runner.invoke(app, ["sweep", str(spec), "--dry-run", "--set", "trial.lr=-1"])
     assert result.exit_code == 2 and "trial.lr: must be greater than 0" in result.stderr
     result = runner.invoke(app, ["sweep", str(spec), "--dry-run", "--set", "trial.lr"])

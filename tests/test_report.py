@@ -440,7 +440,8 @@ def test_report_of_a_real_sweep(smoke_results, tmp_path):
     assert ("lr: no value has a completed trial; 0.001 failed to learn on 2 of 2 seeds "
             "(validation at chance); 0.003 failed to learn on 2 of 2 seeds") in "\n".join(lines)
     page = build_report([smoke_results], tmp_path / "smoke.html").read_text()
-    assert "Sweep smoke" in page and "Test confusion matrix" in page
+    assert "Sweep smoke" in page and "Training loss of the failed runs" in page
+    assert "No trial learned, so none is chosen." in page
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ CONVOLUTIONAL = ("cnn", "deep_cnn_bn", "resnet")  # models the reference results
 def _chosen_lines(results: SweepResults, found: SweepFindings) -> list[str]:
     chosen = found.chosen
     if chosen is None:
-        return ["No trial has a validation result yet, so nothing is chosen."]
+        return ["No trial learned, so none is chosen."]
     metric = results.metric.replace("best_val_", "validation ")
     low, high = chosen.interval
     seeds = f"mean of {count_noun(chosen.trials, 'trial')}" if chosen.trials > 1 else "one trial"

@@ -60,7 +60,7 @@ def confusion(matrix: list[list[int]], class_names: tuple[str, ...]) -> alt.HCon
 def best_trial_section(results: SweepResults, best: pd.Series | None,
                        class_names) -> Section:
     if best is None:
-        return Section("Best trial", ["No trial has test results yet."])
+        return Section("Best trial", ["No trial learned, so none is chosen."])
     keys = ["model", "hidden_sizes" if best["model"] == "mlp" else "width", "dropout",
             "optimizer", "lr", "batch_size", "weight_decay", "seed"]
     settings = ", ".join(f"{k} {format_value(best[k])}" for k in keys if best[k] is not None)

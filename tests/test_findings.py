@@ -182,7 +182,9 @@ def test_dropout_is_credited_only_from_a_matched_pair_with_its_cost(tmp_path):
     verdicts = {v["claim"]: v for v in study_verdicts([loaded], [found])}
     dropout = verdicts["Dropout cures overfitting."]
     assert dropout["verdict"] == "reproduced"
-    assert "cost test accuracy (-1.00 points" in dropout["evidence"]
+    assert ("gap 0.320 → 0.000 (narrower, beyond the noise of 0.014), trials overfitting 2 of 2 "
+            "→ 0 of 2; test accuracy -1.00 points (a cost, beyond the noise of 0.64 points)") \
+        in dropout["evidence"]
     assert verdicts["A CNN beats an MLP."]["verdict"] == "reproduced"
     assert verdicts["Batch size 32-64 is best."]["verdict"] == "not testable"
     # the report writes the same findings for scripts

@@ -138,18 +138,25 @@ def same_width_deeper(low: str, high: str) -> bool:
     return len(b) > len(a) and len(set(a + b)) == 1
 
 
+def _against_noise(verdict: str, lsd: str, better: str, worse: str) -> str:
+    if verdict == "no claim":
+        return "one seed: no claim"
+    if verdict == "tied":
+        return f"within the noise of {lsd}"
+    return f"{better if verdict == 'better' else worse}, beyond the noise of {lsd}"
+
+
 def pair_sentence(pair: Pair) -> str:
+    """E.g. `cnn: dropout 0 → 0.4: gap 0.296 → 0.170 (narrower, beyond the noise of 0.027),
+    trials overfitting 2 of 2 → 0 of 2; test accuracy +0.19 points (within the noise...)`."""
     gap, acc = pair.gap, pair.accuracy
-    gap_word = {"better": "narrowed", "worse": "widened", "tied": "left unchanged within the "
-                "noise", "no claim": "changed (one seed: no claim)"}[gap.verdict]
-    acc_word = {"better": "gained", "worse": "cost", "tied": "changed within the noise",
-                "no claim": "changed (one seed: no claim)"}[acc.verdict]
-    lsd = f", noise {points(acc.lsd)}" if math.isfinite(acc.lsd) else ""
-    gap_lsd = f", noise {gap.lsd:.3f}" if math.isfinite(gap.lsd) else ""
-    return (f"{pair.context}: {pair.key} {pair.low} → {pair.high} {gap_word} the gap "
-            f"({pair.gap_low:.3f} → {pair.gap_high:.3f}{gap_lsd}; overfitting trials "
-            f"{pair.overfit_low} → {pair.overfit_high}) and {acc_word} test accuracy "
-            f"({acc.difference * 100:+.2f} points{lsd})")
+    gap_lsd = f"{gap.lsd:.3f}" if math.isfinite(gap.lsd) else ""
+    acc_lsd = f"{points(acc.lsd)} points" if math.isfinite(acc.lsd) else ""
+    return (f"{pair.context}: {pair.key} {pair.low} → {pair.high}: gap {pair.gap_low:.3f} → "
+            f"{pair.gap_high:.3f} ({_against_noise(gap.verdict, gap_lsd, 'narrower', 'wider')})"
+            f", trials overfitting {pair.overfit_low} → {pair.overfit_high}; test accuracy "
+            f"{acc.difference * 100:+.2f} points "
+            f"({_against_noise(acc.verdict, acc_lsd, 'a gain', 'a cost')})")
 
 
 def regularizer_sentences(results: SweepResults, per_trial: pd.DataFrame) -> list[str]:

@@ -336,6 +336,15 @@ def test_diverged_and_failed_trials_are_listed_and_never_reach_vega_as_nan(tmp_p
     assert page.count("<script>") == 3  # error capture, the Vega runtime once, the embeds
 
 
+def test_long_runs_get_an_epoch_axis_too(tmp_path):
+    spec = {"name": "long", "trial": {"epochs": 30}, "axes": {"lr": [0.001, 0.01]}}
+    rows = [trial(f"l{i}", [epoch(n, 1 / n, 1.2 / n, 0.8 + n / 300) for n in range(1, 31)],
+                  test_accuracy=0.88 + i / 100, test_loss=0.3, lr=lr, epochs=30)
+            for i, lr in enumerate((0.001, 0.01))]
+    page = build_report([write_sweep(tmp_path / "long", spec, rows)], tmp_path / "long.html")
+    assert "Validation accuracy" in page.read_text()
+
+
 def test_page_is_self_contained(tmp_path):
     page = build_report([batch_size_sweep(tmp_path / "b")], tmp_path / "r.html").read_text()
     assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', page)

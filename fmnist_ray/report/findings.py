@@ -61,6 +61,7 @@ class SweepFindings:
 
     def to_json(self) -> dict:
         """Plain data for findings.json (NaN as null)."""
+        seeds = self.chosen.trials if self.chosen else 0
         per_config = self.overfitting.groupby("config", sort=False).agg(
             trials=("trial_id", "size"), overfit=("overfits", "sum"), gap=("gap", "mean"),
             like_for_like=("like_for_like", "all")) if len(self.overfitting) else pd.DataFrame()
@@ -68,7 +69,8 @@ class SweepFindings:
             "sweep": self.name, "results": self.uri, "selection": f"{self.metric} (validation)",
             "compared_at_rungs": self.search,
             "noise": {"test_accuracy_sd": self.noise.sd, "df": self.noise.df,
-                      "test_sampling_se": self.test_se},
+                      "least_significant_difference": self.noise.lsd(seeds, seeds),
+                      "seeds": seeds, "test_sampling_se": self.test_se},
             "chosen": asdict(self.chosen) if self.chosen else None,
             "axes": [{"axis": a.axis, "chosen": a.chosen, "sentence": a.sentence,
                       "values": [asdict(v) for v in a.values]} for a in self.axes],

@@ -71,11 +71,11 @@ def _batch_overfitting(found: list[SweepFindings]) -> dict:
         return _verdict(claim, "not testable", "The sweep did not measure the training loss in "
                         "eval mode, so its gaps don't compare like with like.", sweep.name)
     table = by_config(per_trial)
-    counts = ", ".join(f"{c}: {r.overfit:.0f} of {r.n:.0f}" for c, r in table.iterrows())
+    counts = "; ".join(f"{c}: {r.overfit:.0f} of {r.n:.0f}, gap {r.gap:.3f}"
+                       for c, r in table.iterrows())
     noise = gap_noise(per_trial)
-    gaps = (f"; last-epoch gap from {table['gap'].min():.3f} to {table['gap'].max():.3f} "
-            f"(seed SD {noise.sd:.3f})")
-    evidence = f"Trials that overfit, by batch size: {counts}{gaps}."
+    evidence = (f"Trials that overfit and the last-epoch gap (eval mode; seed SD "
+                f"{noise.sd:.3f}), by batch size: {counts}.")
     if table["overfit"].sum() == 0:
         return _verdict(claim, "not testable", "Nothing overfits in this sweep, so there is "
                         "nothing to cure. " + evidence, sweep.name)

@@ -41,9 +41,10 @@ class Section:
 def epoch_x(epochs: pd.Series, field: str = "epoch") -> alt.X:
     """An epoch axis with whole-number ticks (Vega's tickMinStep alone still draws 1.5)."""
     last = int(epochs.max()) if epochs.notna().any() else 1
-    ticks = list(range(0, last + 1)) if last <= 20 else None
-    return alt.X(f"{field}:Q", title="epoch", axis=alt.Axis(values=ticks, format="d",
-                                                            tickMinStep=1))
+    if last > 20:  # long runs: Vega's own ticks, whole numbers only
+        return alt.X(f"{field}:Q", title="epoch", axis=alt.Axis(format="d", tickMinStep=1))
+    return alt.X(f"{field}:Q", title="epoch", axis=alt.Axis(
+        values=list(range(0, last + 1)), format="d", tickMinStep=1))
 
 
 def padded_scale() -> alt.Scale:

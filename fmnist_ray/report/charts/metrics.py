@@ -37,7 +37,11 @@ def _per_value_panel(frame: pd.DataFrame, axis: str, y: str, y_title: str, order
                 .encode(x=x, y=alt.Y(f"{y}:Q", title=y_title, scale=padded_scale()),
                         color=status_color(data["status"]), tooltip=tooltip)
                 .properties(width=WIDTH, height=HEIGHT))
-    x = alt.X("value:N", title=axis, sort=order, axis=alt.Axis(labelAngle=0, labelLimit=160))
+    # Labels side by side only while they fit the panel's width; tilted otherwise.
+    crowded = sum(len(v) + 2 for v in order) * 7 > WIDTH
+    x = alt.X("value:N", title=axis, sort=order, axis=alt.Axis(
+        labelAngle=-30 if crowded else 0, labelAlign="right" if crowded else "center",
+        labelLimit=160))
     if intervals is not None and len(intervals):
         trials = alt.Chart(data).mark_circle(size=36, opacity=0.55, color="#444").encode(
             x=x, y=alt.Y(f"{y}:Q", title=y_title, scale=padded_scale()), tooltip=tooltip)

@@ -31,7 +31,9 @@ def train_vs_val(frame: pd.DataFrame, order: list[str], y_title: str) -> alt.Fac
              .reset_index())
     splits = sorted(stats["split"].unique(), key=lambda s: s == "validation")
     order = [c for c in order if c in set(stats["config"])]
-    columns = min(4, max(1, len(order)))
+    # 3 or 4 panels a row, whichever leaves fewer empty cells in the last row
+    columns = min(4, max(1, len(order))) if len(order) <= 4 else min(
+        (4, 3), key=lambda c: (-len(order) % c, -c))
     width = max(180, int(4 * WIDTH / 2 / columns))
     return (alt.Chart(stats).mark_line(point=True)
             .encode(x=epoch_x(stats["epoch"]),

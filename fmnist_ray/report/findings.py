@@ -22,7 +22,7 @@ from fmnist_ray.report.analysis import (
 )
 from fmnist_ray.report.compare import AxisFinding, grid_findings
 from fmnist_ray.report.load import SweepResults
-from fmnist_ray.report.overfit import Pair, matched_pairs, same_width_deeper
+from fmnist_ray.report.overfit import Pair, sweep_pairs
 from fmnist_ray.report.rungs import RungFinding, is_search, search_findings
 from fmnist_ray.report.stats import Noise, external_interval, test_sampling_se
 
@@ -139,8 +139,7 @@ def sweep_findings(results: SweepResults) -> SweepFindings:
     rungs, notes = search_findings(results) if search else ([], [])
     per_trial = overfitting_by_trial(results)
     chosen = _chosen(results, noise, [] if search else axes)
-    pairs = (matched_pairs(results, per_trial, "dropout")
-             + matched_pairs(results, per_trial, "hidden_sizes", same_width_deeper))
+    pairs = sweep_pairs(results, per_trial)
     accuracy = chosen.test_accuracy if chosen else math.nan
     return SweepFindings(results.name, results.uri, results.metric, search, noise,
                          test_sampling_se(accuracy), chosen, [] if search else axes, rungs,

@@ -159,14 +159,20 @@ def pair_sentence(pair: Pair) -> str:
             f"({_against_noise(acc.verdict, acc_lsd, 'a gain', 'a cost')})")
 
 
-def regularizer_sentences(results: SweepResults, per_trial: pd.DataFrame) -> list[str]:
+def sweep_pairs(results: SweepResults, per_trial: pd.DataFrame) -> list[Pair]:
+    """The matched pairs a sweep holds: dropout, and more layers of the same width."""
+    return (matched_pairs(results, per_trial, "dropout")
+            + matched_pairs(results, per_trial, "hidden_sizes", same_width_deeper))
+
+
+def regularizer_sentences(results: SweepResults, pairs: list[Pair]) -> list[str]:
     """Dropout and depth from matched pairs; batch norm said to be untestable where it is."""
     lines = []
-    dropout = matched_pairs(results, per_trial, "dropout")
+    dropout = [p for p in pairs if p.key == "dropout"]
     if dropout:
         lines.append("Dropout, from matched pairs (the same model otherwise): "
                      + "; ".join(pair_sentence(p) for p in dropout) + ".")
-    deeper = matched_pairs(results, per_trial, "hidden_sizes", same_width_deeper)
+    deeper = [p for p in pairs if p.key == "hidden_sizes"]
     if deeper:
         lines.append("Depth, from matched pairs (same width and settings): "
                      + "; ".join(pair_sentence(p) for p in deeper) + ".")

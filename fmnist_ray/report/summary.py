@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from fmnist_ray.report.analysis import overfitting_by_trial, status_counts
+from fmnist_ray.report.analysis import status_counts
 from fmnist_ray.report.findings import SweepFindings, sweep_findings
 from fmnist_ray.report.formatting import count_noun, join_words, points
 from fmnist_ray.report.load import SweepResults
@@ -87,9 +87,8 @@ def summarize(results: SweepResults, found: SweepFindings | None = None) -> list
     if found.failures:
         lines.append("Runs that failed (listed, never ranked, and kept off the shared loss "
                      "charts): " + "; ".join(found.failures) + ".")
-    per_trial = found.overfitting if len(found.overfitting) else overfitting_by_trial(results)
-    lines += overfitting_sentences(results, per_trial)
-    lines += regularizer_sentences(results, per_trial)
+    lines += overfitting_sentences(results, found.overfitting)
+    lines += regularizer_sentences(results, found.pairs)
     lines += _reference_lines(found)
     if results.missing:
         lines.append(f"{count_noun(len(results.missing), 'thing')} missing from these results: "

@@ -15,8 +15,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fmnist_ray.errors import UserError
-from fmnist_ray.models import MODELS
 
+# Names only, so that validating a spec never imports torch: `fmnist_ray.models.MODELS` builds
+# these models and `fmnist_ray.train.build_optimizer` these optimizers.
+MODELS = ("mlp", "cnn", "deep_cnn_bn", "resnet")
 OPTIMIZERS = ("sgd", "sgd_momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
 
@@ -28,7 +30,7 @@ class _Strict(BaseModel):
 class TrialConfig(_Strict):
     """Everything one training run needs; the same object drives `train` with or without Ray."""
 
-    model: str = "cnn"  # a name from fmnist_ray.models.MODELS
+    model: str = "cnn"  # a name from MODELS
     hidden_sizes: list[Annotated[int, Field(ge=1)]] = Field(default=[512], min_length=1)  # mlp
     width: int = Field(default=32, ge=1)  # base conv channels of cnn / deep_cnn_bn / resnet
     depth: int = Field(default=1, ge=1)  # resnet: residual blocks per stage

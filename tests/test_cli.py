@@ -1,10 +1,12 @@
 import json
+import subprocess
+import sys
 
 from typer.testing import CliRunner
 
 from fmnist_ray.cli import app
 
-from .conftest import real_data, run_cli
+from .conftest import REPO, real_data, run_cli
 
 runner = CliRunner()
 
@@ -46,3 +48,19 @@ def test_train_on_the_real_dataset_learns():
     result = run_cli("train", "--model", "mlp", "--epochs", "1", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["test_accuracy"] > 0.8
+
+
+def test_help_report_and_spec_validation_import_neither_torch_nor_ray():
+    """Commands that don't train start fast: --help, and validating a spec, stay torch-free."""
+    code = ("import sys\n"
+            "from typer.testing import CliRunner\n"
+            "from fmnist_ray.cli import app\n"
+            "from fmnist_ray.config import load_spec\n"
+            "from fmnist_ray.report import load_results\n"
+            "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
+            "load_spec('sweeps/batch_size.yaml')\n"
+            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'ray'})\n"
+            "assert not heavy, f'imported {heavy}'\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -10,6 +10,12 @@ def test_every_model_maps_images_to_ten_logits(name):
     assert model(torch.zeros(4, 1, 28, 28)).shape == (4, 10)
 
 
+def test_registry_builds_exactly_the_names_specs_accept():
+    from fmnist_ray import config
+
+    assert tuple(MODELS) == config.MODELS
+
+
 @pytest.mark.parametrize(("name", "options", "expected"), [
     ("mlp", {"hidden_sizes": [256]}, 784 * 256 + 256 + 256 * 10 + 10),
     ("mlp", {"hidden_sizes": [512, 256]}, 784 * 512 + 512 + 512 * 256 + 256 + 256 * 10 + 10),

@@ -245,3 +245,12 @@ def test_real_optimizer_run_makes_no_ranking_claim():
     assert found.axes[0].sentence.startswith(
         "variant: sgd, sgd_momentum, nesterov, adam, adamw, rmsprop and adagrad are all tied")
     assert "the choice among them is noise" in "\n".join(summarize(loaded, found))
+
+
+def test_the_study_headline_is_chosen_on_validation_across_sweeps(tmp_path):
+    from fmnist_ray.report.verdicts import headline
+
+    picked = load_results(grid(tmp_path / "a", {64: 0.86}, validation={64: 0.90}, name="a"))
+    other = load_results(grid(tmp_path / "b", {64: 0.88}, validation={64: 0.87}, name="b"))
+    top = headline([sweep_findings(picked), sweep_findings(other)])
+    assert top["sweep"] == "a" and top["test_accuracy"] == pytest.approx(0.86)

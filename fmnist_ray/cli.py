@@ -81,7 +81,9 @@ def data(data_dir: DataDir = None) -> None:
     dataset = load_fashion_mnist(data_dir)
     sizes = dataset.sizes
     console.print(f"Fashion-MNIST found in {dataset.source}: all four files verified "
-                  f"(magic numbers, shapes, labels 0-9, checksums).")
+                  f"(magic numbers, shapes, labels 0-9, checksums)"
+                  + (f" when first read, and unchanged since; their verified arrays are in "
+                     f"{dataset.verified_copy}." if dataset.verified_copy else "."))
     console.print(f"splits: train {sizes['train']:,} / validation {sizes['val']:,} / "
                   f"test {sizes['test']:,} images of 28x28")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import struct
@@ -73,6 +74,7 @@ class FashionMNIST:
     test_images: np.ndarray
     test_labels: np.ndarray
     source: str
+    verified_copy: str | None = None  # the cache it was mapped from, verified by an earlier run
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -178,6 +180,56 @@ def read_idx(path: Path, spec: IdxFile) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(shape)
 
 
+# The verified, split arrays of the official dataset, kept as .npy files that later runs map
+# in milliseconds; a stamp of the source files (size, mtime) says when to verify them again.
+VERIFIED_FORMAT = 1
+SPLITS = ("train_images", "train_labels", "val_images", "val_labels", "test_images",
+          "test_labels")
+
+
+def _verified_dir(directory: Path) -> Path:
+    key = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:16]
+    return CACHE_DIR / "verified" / key
+
+
+def _stamp(directory: Path) -> dict:
+    files = {}
+    for spec in FILES.values():
+        info = (directory / spec.name).stat()
+        files[spec.name] = [info.st_size, info.st_mtime_ns]
+    return {"format": VERIFIED_FORMAT, "source": str(directory.resolve()), "files": files,
+            "split_seed": SPLIT_SEED, "val_size": VALIDATION_SIZE}
+
+
+def _load_verified(directory: Path) -> FashionMNIST | None:
+    """The arrays verified by an earlier run, if the source files have not changed since."""
+    cache = _verified_dir(directory)
+    try:
+        if json.loads((cache / "stamp.json").read_text()) != _stamp(directory):
+            return None
+        arrays = {name: np.load(cache / f"{name}.npy", mmap_mode="r") for name in SPLITS}
+    except (OSError, ValueError):
+        return None
+    return FashionMNIST(**arrays, source=str(directory), verified_copy=str(cache))
+
+
+def _save_verified(directory: Path, dataset: FashionMNIST) -> None:
+    """Keep the verified arrays for later runs; best effort (a read-only cache costs speed)."""
+    cache = _verified_dir(directory)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        (cache / "stamp.json").unlink(missing_ok=True)  # invalid while the arrays change
+        for name in SPLITS:
+            tmp = cache / f"{name}.{os.getpid()}.tmp.npy"
+            np.save(tmp, getattr(dataset, name))
+            os.replace(tmp, cache / f"{name}.npy")
+        tmp = cache / f"stamp.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(_stamp(directory)))
+        os.replace(tmp, cache / "stamp.json")  # written last: it vouches for the arrays
+    except OSError:
+        return
+
+
 def _split_validation(images: np.ndarray, labels: np.ndarray, val_size: int):
     order = np.random.default_rng(SPLIT_SEED).permutation(len(labels))
     val_idx, train_idx = np.sort(order[:val_size]), np.sort(order[val_size:])
@@ -190,8 +242,12 @@ def load_fashion_mnist(
     """Load and verify the dataset, splitting a fixed, seeded validation set from training data.
 
     ``val_size`` defaults to 6,000 of the 60k training images (10% for smaller custom files).
+    The official dataset is verified once: its split arrays are kept in the user cache and
+    mapped by later runs until a source file changes (size or modification time).
     """
     directory = find_data_dir(data_dir, download=download)
+    if val_size in (None, VALIDATION_SIZE) and (cached := _load_verified(directory)):
+        return cached
     arrays = {key: read_idx(directory / spec.name, spec) for key, spec in FILES.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
@@ -213,8 +269,12 @@ def load_fashion_mnist(
     train_x, train_y, val_x, val_y = _split_validation(
         arrays["train_images"], arrays["train_labels"], val_size
     )
-    return FashionMNIST(train_x, train_y, val_x, val_y,
-                        arrays["test_images"], arrays["test_labels"], source=str(directory))
+    dataset = FashionMNIST(train_x, train_y, val_x, val_y,
+                           arrays["test_images"], arrays["test_labels"], source=str(directory))
+    official = all(len(arrays[key]) == spec.count for key, spec in FILES.items())
+    if official and val_size == VALIDATION_SIZE:  # every file matched its official checksum
+        _save_verified(directory, dataset)
+    return dataset
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

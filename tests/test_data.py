@@ -1,9 +1,11 @@
 import gzip
+import shutil
 
 import numpy as np
 import pytest
 
-from fmnist_ray.data import FILES, load_fashion_mnist, read_idx, write_idx
+from fmnist_ray import data
+from fmnist_ray.data import DEBIAN_DIR, FILES, load_fashion_mnist, read_idx, write_idx
 from fmnist_ray.errors import UserError
 
 from .conftest import real_data, run_cli
@@ -16,6 +18,7 @@ def test_loads_synthetic_files_with_a_fixed_validation_split(synthetic_dir):
     assert first.train_images.shape == (1080, 28, 28) and first.train_images.dtype == np.uint8
     assert np.array_equal(first.val_labels, second.val_labels)
     assert first.source == str(synthetic_dir)
+    assert second.verified_copy is None  # only the official dataset is kept verified
 
 
 def test_explicit_directory_with_a_missing_file_names_it(fresh_copy):
@@ -100,3 +103,23 @@ def test_real_dataset_verifies_and_splits_54k_6k_10k():
     assert data.sizes == {"train": 54_000, "val": 6_000, "test": 10_000}
     assert set(np.unique(data.test_labels)) == set(range(10))
     assert np.bincount(data.test_labels).tolist() == [1000] * 10
+
+
+@real_data
+def test_the_official_files_are_verified_once_then_mapped(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "CACHE_DIR", tmp_path / "cache")
+    source = tmp_path / "fashion"
+    source.mkdir()
+    for spec in FILES.values():
+        shutil.copy2(DEBIAN_DIR / spec.name, source / spec.name)
+    first = load_fashion_mnist(source)
+    second = load_fashion_mnist(source)
+    assert first.verified_copy is None and second.verified_copy is not None
+    for name in data.SPLITS:
+        assert np.array_equal(getattr(first, name), getattr(second, name))
+    # A source file that changes is verified again, never served from the cache.
+    labels = read_idx(source / FILES["train_labels"].name, FILES["train_labels"]).copy()
+    labels[0] = (labels[0] + 1) % 10
+    write_idx(source / FILES["train_labels"].name, labels)
+    with pytest.raises(UserError, match="checksum does not match the official"):
+        load_fashion_mnist(source)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -353,11 +354,20 @@ def _run(spec, dataset, storage: str, address: str | None, quiet: bool, resume: 
     """Run or resume a sweep with progress, then print its summary and set the exit code."""
     from rich.live import Live
 
-    from fmnist_ray.cluster import ray_session
-    from fmnist_ray.sweep import run_sweep
+    where = f"connecting to Ray at {address}" if address else "starting Ray on this machine"
+    starting = contextlib.nullcontext()
+    if not quiet and console.is_terminal:
+        starting = console.status(f"{where} ...")  # a spinner until the trials table shows
+    elif not quiet:
+        console.print(f"{where} ...")
+    with contextlib.ExitStack() as session:
+        with starting:  # importing Ray and torch is part of the wait
+            from fmnist_ray.cluster import ray_session
+            from fmnist_ray.sweep import run_sweep
 
-    run = functools.partial(run_sweep, spec, dataset, storage, resume=resume, errored=errored)
-    with ray_session(address):
+            session.enter_context(ray_session(address))
+        run = functools.partial(run_sweep, spec, dataset, storage, resume=resume,
+                                errored=errored)
         if quiet:
             summary = run()
         elif console.is_terminal:

@@ -14,9 +14,13 @@ def read(results, name):
 
 
 def test_smoke_sweep_writes_one_row_per_trial_and_epoch(tmp_path, synthetic_dir):
-    result = run_cli("sweep", "sweeps/smoke.yaml", "--storage", str(tmp_path), "--quiet",
+    result = run_cli("sweep", "sweeps/smoke.yaml", "--storage", str(tmp_path),
                      "--data-dir", str(synthetic_dir))
     assert result.returncode == 0, result.stderr
+    # progress from the start: a line before Ray's slow start, then one per trial
+    lines = result.stdout.splitlines()
+    assert lines[0] == "starting Ray on this machine ..."
+    assert sum(line.startswith("[") and " completed: lr=" in line for line in lines) == 2
     assert "sweep finished" in result.stdout and "2 completed" in result.stdout
     trials, epochs = read(tmp_path, "smoke")
     assert len(trials) == 2 and trials["trial_id"].is_unique

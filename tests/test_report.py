@@ -384,12 +384,26 @@ def test_all_finds_every_sweep_in_a_storage_uri(tmp_path):
     assert empty.returncode == 2 and "no sweep results found" in empty.stderr
 
 
-def test_report_never_overwrites_a_results_file(tmp_path):
+def test_report_never_overwrites_a_file_it_did_not_write(tmp_path):
     uri = batch_size_sweep(tmp_path / "batch")
     before = (Path(uri) / results.TRIALS_FILE).read_bytes()
-    with pytest.raises(UserError, match="is one of the sweep's result files"):
+    with pytest.raises(UserError, match="not an .html path"):
         build_report([uri], Path(uri) / results.TRIALS_FILE)
     assert (Path(uri) / results.TRIALS_FILE).read_bytes() == before
+    notes = tmp_path / "notes.html"
+    notes.write_text("<p>my notes</p>")
+    with pytest.raises(UserError, match="notes.html: exists and is not a report this command "
+                                        "wrote; delete it or pass another --output"):
+        build_report([uri], notes)
+    assert notes.read_text() == "<p>my notes</p>"
+    # several sweeps: every page is checked before any is written
+    (tmp_path / "study-batch.findings.json").write_text("{}")
+    with pytest.raises(UserError, match="study-batch.findings.json: exists"):
+        build_report([uri, study_sweep(tmp_path / "study")], tmp_path / "study.html")
+    assert not (tmp_path / "study.html").exists() and not (tmp_path / "study-batch.html").exists()
+    # its own report it writes again
+    first = build_report([uri], tmp_path / "again.html")
+    assert build_report([uri], first) == first
 
 
 def test_output_must_be_a_file(tmp_path):

@@ -12,7 +12,7 @@ from fmnist_ray.report.analysis import best_trial
 from fmnist_ray.report.findings import SweepFindings, sweep_findings
 from fmnist_ray.report.index_page import index_rows, render_index
 from fmnist_ray.report.load import SweepResults, load_results
-from fmnist_ray.report.page import render_page
+from fmnist_ray.report.page import GENERATOR, render_page
 from fmnist_ray.report.summary import REFERENCE, summarize
 from fmnist_ray.report.verdicts import study_verdicts
 
@@ -32,7 +32,26 @@ def findings_path(page: Path) -> Path:
 
 
 def _write_findings(page: Path, payload: dict) -> None:
+    payload = {"generator": GENERATOR, **payload}
     _write(findings_path(page), json.dumps(payload, indent=1, allow_nan=False) + "\n")
+
+
+def _ours(path: Path) -> bool:
+    """Whether an existing file is one `report` wrote (its generator mark near the top)."""
+    try:
+        with path.open("rb") as handle:
+            return GENERATOR.encode() in handle.read(4096)
+    except OSError:
+        return False
+
+
+def check_outputs(pages: list[Path]) -> None:
+    """Refuse, before anything is written, to overwrite a file `report` did not write."""
+    for page in pages:
+        for path in (page, findings_path(page)):
+            if path.exists() and (path.is_dir() or not _ours(path)):
+                raise UserError(f"{path}: exists and is not a report this command wrote; "
+                                f"delete it or pass another --output (nothing was written)")
 
 
 def render_sweep(results: SweepResults, index: str | None = None,
@@ -58,13 +77,12 @@ def build_report(result_dirs: list[str], output: Path) -> Path:
     if output.is_dir():
         raise UserError(f"{output}: is a directory; pass an .html file path such as "
                         f"{output / 'report.html'}")
+    if output.suffix.lower() not in (".html", ".htm"):
+        raise UserError(f"{output}: not an .html path; pass one such as reports/report.html")
     sweeps = [load_results(str(d)) for d in result_dirs]
-    if output.resolve() in {(Path(s.uri) / name).resolve() for s in sweeps if "://" not in s.uri
-                            for name in ("trials.parquet", "epochs.parquet", "spec.yaml")}:
-        raise UserError(f"{output}: is one of the sweep's result files; pass an .html path "
-                        f"such as reports/report.html")
     found = [sweep_findings(s) for s in sweeps]
     if len(sweeps) == 1:
+        check_outputs([output])
         _write(output, render_sweep(sweeps[0], found=found[0]))
         _write_findings(output, found[0].to_json())
         return output
@@ -76,6 +94,7 @@ def build_report(result_dirs: list[str], output: Path) -> Path:
             n += 1
         used.add(candidate)
         pages.append(output.with_name(f"{candidate}.html"))
+    check_outputs([*pages, output])
     for sweep, page, sweep_found in zip(sweeps, pages, found, strict=True):
         _write(page, render_sweep(sweep, index=output.name, found=sweep_found))
         _write_findings(page, sweep_found.to_json())

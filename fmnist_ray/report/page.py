@@ -96,8 +96,13 @@ def _script_json(value) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":")).replace("</", "<\\/")
 
 
+# Marks the files `report` writes: it overwrites those, and refuses to overwrite anything else.
+GENERATOR = "fmnist-ray report"
+
+
 def html_head(title: str) -> str:
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="generator" content="{GENERATOR}">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{html.escape(title)}</title>\n<style>{STYLE}{STATUS_STYLE}</style>\n"
             f"</head>\n")

@@ -199,8 +199,25 @@ class SweepSpec(_Strict):
         return points * self.num_samples
 
 
-def _suggest_key(key: str, allowed: list[str]) -> str:
-    hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
+# Names people reach for that the spec spells otherwise.
+SYNONYMS = {"learning_rate": "lr", "learningrate": "lr", "bs": "batch_size", "batch": "batch_size",
+            "n_epochs": "epochs", "num_epochs": "epochs", "optim": "optimizer",
+            "architecture": "model", "arch": "model", "wd": "weight_decay",
+            "layers": "hidden_sizes", "hidden": "hidden_sizes", "drop": "dropout",
+            "samples": "num_samples", "n_samples": "num_samples", "num_seeds": "seeds",
+            "scheduler_type": "scheduler", "searcher": "search"}
+
+
+def _suggest_key(key: str, allowed: list[str], at_top: bool = False,
+                 in_trial: bool = False) -> str:
+    """`did you mean ...?`, where the key belongs instead, or the keys allowed here."""
+    if at_top and key in TrialConfig.model_fields:
+        return f"it belongs under trial: (trial: {{{key}: ...}})"
+    if in_trial and key in SweepSpec.model_fields:
+        return "it belongs at the top level of the spec, not under trial:"
+    synonym = SYNONYMS.get(key.lower())
+    hint = [synonym] if synonym in allowed else difflib.get_close_matches(key, allowed, n=1,
+                                                                           cutoff=0.5)
     return f"did you mean '{hint[0]}'?" if hint else f"allowed keys: {', '.join(allowed)}"
 
 
@@ -210,6 +227,8 @@ def _model_fields(model: type[BaseModel]) -> list[str]:
 
 def _fields_at(loc: tuple) -> list[str]:
     """The keys allowed at the parent of a pydantic error location, for did-you-mean hints."""
+    if len(loc) == 3 and loc[0] == "axes":  # axes.<name>.<kind>: the kinds of a range
+        return _model_fields(Range)
     model: type[BaseModel] = SweepSpec
     for part in loc[:-1]:
         annotation = model.model_fields.get(part) if isinstance(part, str) else None
@@ -229,7 +248,9 @@ def _describe(error: dict, prefix: str = "") -> str:
     path = ".".join(str(p) for p in (prefix, *loc) if p != "") or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"{path}: unknown key; {_suggest_key(str(loc[-1]), _fields_at(loc))}"
+        hint = _suggest_key(str(loc[-1]), _fields_at(loc), at_top=len(loc) == 1 and not prefix,
+                            in_trial=loc[:1] == ("trial",) and len(loc) == 2)
+        return f"{path}: unknown key; {hint}"
     if kind == "missing":
         return f"{path}: required key is missing; add it"
     if kind == "string_pattern_mismatch":  # only names have patterns: they become directories
@@ -408,7 +429,11 @@ def parse_spec(raw: Any, source: str) -> SweepSpec:
     try:
         spec = SweepSpec(**raw)
     except ValidationError as exc:
-        problems = [_describe(e) for e in exc.errors()]
+        errors = exc.errors()
+        # `axes.lr: {logunif: ...}` fails as a list too: only the range's own problem counts.
+        ranges = {tuple(e["loc"][:2]) for e in errors if "Range" in e["loc"]}
+        problems = [_describe(e) for e in errors
+                    if not (e["type"] == "list_type" and tuple(e["loc"][:2]) in ranges)]
     else:
         problems = _semantic_problems(spec)
     if problems:

@@ -480,6 +480,7 @@ def report(
     """Turn sweep results into one self-contained HTML page (and an index for several), with
     the findings beside each page as JSON."""
     from fmnist_ray.report import build_report
+    from fmnist_ray.report.build import findings_path
 
     dirs = list(results_dirs or [])
     if all_in:
@@ -492,8 +493,7 @@ def report(
     if not dirs:
         raise UserError("no results given; pass RESULTS_DIR (e.g. results/smoke) or --all DIR")
     page = build_report(dirs, output)
-    console.print(f"report written: {page} (findings for scripts: "
-                  f"{page.with_name(page.stem + '.findings.json')})")
+    console.print(f"report written: {page} (findings for scripts: {findings_path(page)})")
 
 
 if __name__ == "__main__":

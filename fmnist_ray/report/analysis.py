@@ -43,8 +43,7 @@ def config_table(results: SweepResults, trials: pd.DataFrame | None = None) -> p
     trials = completed(results.trials) if trials is None else trials
     table = trials.groupby("config", sort=False).agg(
         trials=("trial_id", "size"), metric=(results.metric, "mean"),
-        test_accuracy=("test_accuracy", "mean"), test_loss=("test_loss", "mean"),
-        scored=("test_accuracy", "count"))
+        test_accuracy=("test_accuracy", "mean"), test_loss=("test_loss", "mean"))
     return table.reindex([c for c in results.configs if c in table.index])
 
 

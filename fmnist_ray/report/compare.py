@@ -49,9 +49,6 @@ class AxisFinding:
     chosen: str | None = None
     sentence: str = ""
 
-    def verdict_of(self, value: str) -> str | None:
-        return next((v.verdict for v in self.values if v.value == value), None)
-
 
 def test_noise(results: SweepResults) -> Noise:
     """The pooled seed-to-seed SD of test accuracy over the completed configurations."""

@@ -74,7 +74,7 @@ class SweepFindings:
             "chosen": asdict(self.chosen) if self.chosen else None,
             "axes": [{"axis": a.axis, "chosen": a.chosen, "sentence": a.sentence,
                       "values": [asdict(v) for v in a.values]} for a in self.axes],
-            "rungs": [asdict(r) for r in self.rungs],
+            "rungs": [r.to_json() for r in self.rungs],
             "failures": self.failures,
             "overfitting": {str(c): r.to_dict() for c, r in per_config.iterrows()},
             "matched_pairs": [{**{k: v for k, v in asdict(p).items()

@@ -15,6 +15,7 @@ import pandas as pd
 
 from fmnist_ray.config import TrialConfig
 from fmnist_ray.report.analysis import RISE_NOISE_MULTIPLE, completed
+from fmnist_ray.report.compare import test_noise
 from fmnist_ray.report.formatting import count_noun, format_value, points
 from fmnist_ray.report.load import SweepResults
 from fmnist_ray.report.stats import Noise, compare, pooled_noise
@@ -103,7 +104,7 @@ def matched_pairs(results: SweepResults, per_trial: pd.DataFrame, key: str,
         return []
     shared = _settings(trials, key)
     frame = trials.assign(**{c: trials[c].map(format_value) for c in [*shared, key]})
-    accuracy_noise = pooled_noise(trials["test_accuracy"], trials["config"])
+    accuracy_noise = test_noise(results)
     gaps = gap_noise(per_trial)
     pairs = []
     for _, group in frame.groupby(shared, sort=False):

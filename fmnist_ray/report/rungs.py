@@ -56,12 +56,14 @@ def rung_scores(results: SweepResults, rung: int) -> pd.DataFrame:
         score=lambda t: t["trial_id"].map(scores))
 
 
-def comparison_rungs(results: SweepResults) -> list[int]:
-    """The rungs (and the full length) that at least MIN_TRIALS trials reached."""
+def comparison_rungs(results: SweepResults) -> dict[int, pd.DataFrame]:
+    """The rungs (and the full length) that at least MIN_TRIALS trials reached, each with
+    the scores of those trials (`rung_scores`)."""
     ran = learned(results.trials)["epochs_run"]
     full = int(ran.max()) if ran.notna().any() else 0
     candidates = sorted(set(asha_rungs(results) + ([full] if full else [])))
-    return [r for r in candidates if len(rung_scores(results, r)) >= MIN_TRIALS]
+    scored = {r: rung_scores(results, r) for r in candidates}
+    return {r: scores for r, scores in scored.items() if len(scores) >= MIN_TRIALS}
 
 
 @dataclass
@@ -70,12 +72,16 @@ class RungFinding:
     trials: int
     axes: dict[str, dict] = field(default_factory=dict)  # per axis: test, statistic, p, means
     sentences: list[str] = field(default_factory=list)
+    scores: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)  # the trials, scored
+
+    def to_json(self) -> dict:
+        return {"rung": self.rung, "trials": self.trials, "axes": self.axes,
+                "sentences": self.sentences}
 
 
-def rung_finding(results: SweepResults, rung: int) -> RungFinding:
-    scores = rung_scores(results, rung)
+def rung_finding(results: SweepResults, rung: int, scores: pd.DataFrame) -> RungFinding:
     metric = "validation loss" if results.metric == "best_val_loss" else "validation accuracy"
-    finding = RungFinding(rung, len(scores))
+    finding = RungFinding(rung, len(scores), scores=scores)
     parts = []
     for axis in results.axes:
         if scores[axis.name].nunique() < 2:
@@ -137,7 +143,7 @@ def confounds(results: SweepResults, trials: pd.DataFrame) -> list[str]:
 def search_findings(results: SweepResults) -> tuple[list[RungFinding], list[str]]:
     """Findings at each comparable rung (sentences for the last two), and sentences on stops
     and confounds."""
-    rungs = [rung_finding(results, r) for r in comparison_rungs(results)]
+    rungs = [rung_finding(results, r, scores) for r, scores in comparison_rungs(results).items()]
     for early in rungs[:-2]:
         early.sentences = []  # kept in findings.json; the page states the two longest
     causes = stop_causes(results)
@@ -151,7 +157,7 @@ def search_findings(results: SweepResults) -> tuple[list[RungFinding], list[str]
     if not rungs:
         lines.append(f"No epoch was reached by {MIN_TRIALS} or more trials that learned: "
                      f"there is no common length to compare the axes at.")
-    reached = rung_scores(results, rungs[-1].rung) if rungs else learned(results.trials)
+    reached = rungs[-1].scores if rungs else learned(results.trials)
     found = confounds(results, reached)
     if found:
         lines.append("Confounded in these trials (their effects cannot be told apart): "

@@ -21,7 +21,6 @@ from fmnist_ray.report.compare import value_table
 from fmnist_ray.report.findings import SweepFindings
 from fmnist_ray.report.formatting import format_value
 from fmnist_ray.report.load import SweepResults
-from fmnist_ray.report.rungs import rung_scores
 
 
 def _per_value_panel(frame: pd.DataFrame, axis: str, y: str, y_title: str, order: list[str],
@@ -107,8 +106,7 @@ def _intervals(found: SweepFindings, axis: str) -> pd.DataFrame | None:
 
 def rung_section(results: SweepResults, found: SweepFindings) -> Section:
     """For a search: each trial's validation score at the last common rung, per axis."""
-    rung = found.rungs[-1].rung
-    scores = rung_scores(results, rung)
+    rung, scores = found.rungs[-1].rung, found.rungs[-1].scores
     metric = "validation loss" if results.metric == "best_val_loss" else "validation accuracy"
     section = Section(f"Results per setting at epoch {rung}", [
         f"The trials ran different lengths, so their final or test numbers are not set side by "

@@ -20,7 +20,7 @@ from fmnist_ray.report.charts.common import (
 from fmnist_ray.report.findings import SweepFindings
 from fmnist_ray.report.formatting import format_value
 from fmnist_ray.report.load import SweepResults
-from fmnist_ray.report.rungs import asha_rungs, rung_scores, stop_causes
+from fmnist_ray.report.rungs import asha_rungs, stop_causes
 
 
 def parallel_coordinates(frame: pd.DataFrame, axes: list[str], metric_title: str,
@@ -89,8 +89,7 @@ def search_section(results: SweepResults, found: SweepFindings) -> Section:
     """
     metric, title = results.metric, results.metric.replace("best_val_", "best validation ")
     if found.search and found.rungs:
-        rung = found.rungs[-1].rung
-        trials = rung_scores(results, rung)
+        rung, trials = found.rungs[-1].rung, found.rungs[-1].scores
         metric, title = "score", f"{title} up to epoch {rung}"
         scope = f"the {len(trials)} trials that reached epoch {rung} (a common length)"
     else:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from fmnist_ray import results
 from fmnist_ray.cluster import ray_session
-from fmnist_ray.config import TrialConfig, parse_spec
+from fmnist_ray.config import TrialConfig
 from fmnist_ray.data import (
     DEBIAN_DIR,
     FILES,
@@ -37,6 +37,7 @@ from fmnist_ray.data import (
     read_idx,
     write_idx,
 )
+from fmnist_ray.spec_file import parse_spec
 from fmnist_ray.sweep import SweepSummary, run_sweep
 from fmnist_ray.train import (
     build_optimizer,

@@ -32,9 +32,9 @@ from ray import tune
 from torch import nn, optim
 from torch.utils.data import DataLoader, random_split
 
-from fmnist_ray.config import parse_spec
 from fmnist_ray.data import PIXEL_MEAN, PIXEL_STD, VALIDATION_SIZE, load_fashion_mnist
 from fmnist_ray.models import build_model
+from fmnist_ray.spec_file import parse_spec
 from fmnist_ray.sweep import run_sweep
 
 TARGETS = {"cnn": 3.0, "mlp": 10.0}

@@ -17,8 +17,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from fmnist_ray import __version__
-from fmnist_ray.config import TrialConfig, describe_validation_error
+from fmnist_ray.config import TrialConfig
 from fmnist_ray.errors import UserError
+from fmnist_ray.spec_problems import describe_validation_error
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fashion-MNIST training studies as Ray Tune sweeps, with HTML reports.")
@@ -293,11 +294,11 @@ def sweep(
 ) -> None:
     """Run a sweep defined in a YAML spec on Ray Tune; exit 1 if any trial errored."""
     from fmnist_ray.cluster.jobs import is_jobs_address, leave_job_working_dir
-    from fmnist_ray.config import load_spec, spec_to_yaml
     from fmnist_ray.data import load_fashion_mnist
+    from fmnist_ray.spec_file import load_spec, spec_to_yaml
 
     # --name is validated like the spec's own name (it becomes a directory).
-    spec = load_spec(spec_file, [*(overrides or []), *([f"name={name}"] if name else [])])
+    spec = load_spec(spec_file, overrides, name)
     leave_job_working_dir()
     if is_jobs_address(address) and not dry_run:
         args = ["sweep", "spec.yaml", "--storage", storage, "--errored", errored.value,
@@ -328,12 +329,10 @@ def resume(
     data_dir: DataDir = None,
 ) -> None:
     """Continue an interrupted sweep with the spec stored beside its results."""
-    import yaml
-
     from fmnist_ray.cluster.jobs import is_jobs_address
-    from fmnist_ray.config import parse_spec
     from fmnist_ray.data import load_fashion_mnist
     from fmnist_ray.results import SPEC_FILE, read_text
+    from fmnist_ray.spec_file import parse_spec_text
 
     uri = results_dir.rstrip("/")
     storage, _, name = uri.rpartition("/")
@@ -342,7 +341,7 @@ def resume(
                 *(["--data-dir", str(data_dir)] if data_dir else [])]
         _submit_job(address, args, {}, uri, uri, no_wait)
         return
-    spec = parse_spec(yaml.safe_load(read_text(uri, SPEC_FILE)), f"{uri}/{SPEC_FILE}")
+    spec = parse_spec_text(read_text(uri, SPEC_FILE), f"{uri}/{SPEC_FILE}")
     if spec.name != name:
         spec = spec.model_copy(update={"name": name})
     _run(spec, load_fashion_mnist(data_dir), storage or ".", address, quiet, True,

@@ -1,30 +1,29 @@
-"""Typed configs: one trial's training settings, and a sweep spec loaded from YAML.
+"""Typed configs: one trial's training settings, and a sweep spec.
 
-A spec file becomes one validated `SweepSpec` here; nothing deeper sees a raw dict. Validation
-collects every problem and names the file, the key path, the bad value and the fix.
+A spec file becomes one validated `SweepSpec` at the boundary (`spec_file`); nothing deeper
+sees a raw dict. The checks that span several keys are in `spec_problems`.
 """
 
 from __future__ import annotations
 
 import difflib
 import itertools
-from pathlib import Path
+import math
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from fmnist_ray.errors import UserError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Names only, so that validating a spec never imports torch: `fmnist_ray.models.MODELS` builds
 # these models and `fmnist_ray.train.build_optimizer` these optimizers.
 MODELS = ("mlp", "cnn", "deep_cnn_bn", "resnet")
 OPTIMIZERS = ("sgd", "sgd_momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
+TRAIN_IMAGES = 54_000  # Fashion-MNIST's 60,000 training images less the 6,000 held out
+MAX_TRIALS = 10_000  # a spec that expands to more is a mistake (seeds: 1000000000)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class TrialConfig(_Strict):
@@ -46,7 +45,7 @@ class TrialConfig(_Strict):
     augment_crop: int = Field(default=0, ge=0, le=14)  # random 28 px crop after padding this much
     augment_flip: bool = False  # random horizontal flip
     augment_erasing: float = Field(default=0.0, ge=0.0, le=1.0)  # chance of erasing a rectangle
-    batch_size: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=64, ge=1, le=TRAIN_IMAGES)
     epochs: int = Field(default=10, ge=1)
     seed: int = Field(default=0, ge=0)
     normalize: bool = True  # standardize pixels with the training mean/std
@@ -145,7 +144,7 @@ class Variant(BaseModel):
 class SweepSpec(_Strict):
     """A validated sweep: a base trial, the axes to vary, and how Ray Tune should search them."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
     metric: Literal[METRICS] = "val_accuracy"  # type: ignore[valid-type]
     mode: Literal["max", "min"] | None = None  # default: max for accuracy, min for loss
@@ -186,286 +185,32 @@ class SweepSpec(_Strict):
         variants = {v.name: v.value for v in self.variants}
         return {k: variants[v] if k == "variant" else v for k, v in point.items()}
 
-    def grid_points(self) -> list[dict[str, Any]]:
-        """Every point a grid search runs, seeds and variants included (one entry per trial)."""
+    @property
+    def seed_values(self) -> list[int]:
+        """The seeds each configuration runs with: trial.seed, trial.seed + 1, ..."""
+        return [self.trial.seed + i for i in range(self.seeds)]
+
+    def grid_dimensions(self) -> dict[str, list[Any]]:
+        """The dimensions crossed into a grid: list axes, variants, and seeds."""
         dims: dict[str, list[Any]] = {k: v for k, v in self.axes.items() if isinstance(v, list)}
         if self.variants:
             dims["variant"] = [v.value for v in self.variants]
         if self.seeds > 1:
-            dims["seed"] = [self.trial.seed + i for i in range(self.seeds)]
+            dims["seed"] = self.seed_values
+        return dims
+
+    def trial_count(self) -> int:
+        """How many trials the sweep runs, computed without expanding them."""
+        if self.search == "optuna":
+            return self.num_samples
+        return math.prod(len(v) for v in self.grid_dimensions().values()) * self.num_samples
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every point a grid search runs, seeds and variants included (one entry per trial)."""
+        dims = self.grid_dimensions()
         keys = list(dims)
         combos = itertools.product(*dims.values())
         points = [dict(zip(keys, combo, strict=True)) for combo in combos]
         return points * self.num_samples
 
 
-# Names people reach for that the spec spells otherwise.
-SYNONYMS = {"learning_rate": "lr", "learningrate": "lr", "bs": "batch_size", "batch": "batch_size",
-            "n_epochs": "epochs", "num_epochs": "epochs", "optim": "optimizer",
-            "architecture": "model", "arch": "model", "wd": "weight_decay",
-            "layers": "hidden_sizes", "hidden": "hidden_sizes", "drop": "dropout",
-            "samples": "num_samples", "n_samples": "num_samples", "num_seeds": "seeds",
-            "scheduler_type": "scheduler", "searcher": "search"}
-
-
-def _suggest_key(key: str, allowed: list[str], at_top: bool = False,
-                 in_trial: bool = False) -> str:
-    """`did you mean ...?`, where the key belongs instead, or the keys allowed here."""
-    if at_top and key in TrialConfig.model_fields:
-        return f"it belongs under trial: (trial: {{{key}: ...}})"
-    if in_trial and key in SweepSpec.model_fields:
-        return "it belongs at the top level of the spec, not under trial:"
-    synonym = SYNONYMS.get(key.lower())
-    hint = [synonym] if synonym in allowed else difflib.get_close_matches(key, allowed, n=1,
-                                                                           cutoff=0.5)
-    return f"did you mean '{hint[0]}'?" if hint else f"allowed keys: {', '.join(allowed)}"
-
-
-def _model_fields(model: type[BaseModel]) -> list[str]:
-    return list(model.model_fields)
-
-
-def _fields_at(loc: tuple) -> list[str]:
-    """The keys allowed at the parent of a pydantic error location, for did-you-mean hints."""
-    if len(loc) == 3 and loc[0] == "axes":  # axes.<name>.<kind>: the kinds of a range
-        return _model_fields(Range)
-    model: type[BaseModel] = SweepSpec
-    for part in loc[:-1]:
-        annotation = model.model_fields.get(part) if isinstance(part, str) else None
-        if annotation is None:
-            break
-        target = annotation.annotation
-        if isinstance(target, type) and issubclass(target, BaseModel):
-            model = target
-        else:
-            return _model_fields(TrialConfig) if part == "variants" else []
-    return _model_fields(model)
-
-
-def _describe(error: dict, prefix: str = "") -> str:
-    """One problem as `key.path: message (got value)`, the path under `prefix` if given."""
-    loc = tuple(p for p in error["loc"] if p not in ("list[any]", "Range"))
-    path = ".".join(str(p) for p in (prefix, *loc) if p != "") or "(top level)"
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        hint = _suggest_key(str(loc[-1]), _fields_at(loc), at_top=len(loc) == 1 and not prefix,
-                            in_trial=loc[:1] == ("trial",) and len(loc) == 2)
-        return f"{path}: unknown key; {hint}"
-    if kind == "missing":
-        return f"{path}: required key is missing; add it"
-    if kind == "string_pattern_mismatch":  # only names have patterns: they become directories
-        return (f"{path}: use letters, digits and _ . - only, starting with a letter or digit "
-                f"(got {error['input']!r})")
-    message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
-    if isinstance(error["input"], dict):  # a check across keys: the message names them
-        return f"{path}: {message}" if loc or prefix else message
-    return f"{path}: {message} (got {error['input']!r})"
-
-
-def describe_validation_error(exc: ValidationError, prefix: str = "") -> list[str]:
-    """One line per problem in a pydantic error, keys shown as `prefix + key` (CLI: `--`)."""
-    lines = []
-    for error in exc.errors():
-        line = _describe(error)
-        if prefix and ": " in line and error["loc"]:  # `key: message` -> `--key: message`
-            key, message = line.split(": ", 1)
-            line = f"{prefix}{key.replace('_', '-')}: {message}"
-        lines.append(line)
-    return lines
-
-
-def _semantic_problems(spec: SweepSpec) -> list[str]:
-    """Checks that span several keys, or that Ray itself does not make."""
-    problems: list[str] = []
-    trial_keys = _model_fields(TrialConfig)
-    base = spec.trial.model_dump()
-    for key, axis in spec.axes.items():
-        path = f"axes.{key}"
-        found = len(problems)
-        if key not in trial_keys:
-            problems.append(f"{path}: not a trial setting; {_suggest_key(key, trial_keys)}")
-            continue
-        if isinstance(axis, list):
-            if not axis:
-                problems.append(f"{path}: empty grid; list at least one value")
-            values = axis
-        else:
-            if not axis.kind:
-                problems.append(f"{path}: give exactly one of choice, uniform, loguniform, randint")
-                continue
-            if spec.search == "grid" and axis.kind != "choice":
-                problems.append(f"{path}: a {axis.kind} range cannot be searched by a grid; "
-                                f"set search: random or search: optuna, or list the values")
-            values = getattr(axis, axis.kind)
-            if axis.kind == "choice" and not values:
-                problems.append(f"{path}.choice: empty choice; list at least one value")
-            if axis.kind != "choice":
-                low, high = values
-                if low >= high:
-                    problems.append(f"{path}.{axis.kind}: low {low} must be below high {high}")
-                if axis.kind == "loguniform" and low <= 0:
-                    problems.append(f"{path}.loguniform: a log scale needs low > 0 (got {low})")
-        if len(problems) > found:
-            continue  # the range itself is wrong; its endpoints would only repeat that
-        for value in values:
-            try:
-                TrialConfig(**{**base, key: value})
-            except ValidationError as exc:
-                reason = _describe(exc.errors()[0]).split(": ", 1)[1]
-                problems.append(f"{path}: value {value!r}: {reason}")
-    for i, variant in enumerate(spec.variants):
-        for key in variant.settings:
-            if key not in trial_keys:
-                problems.append(f"variants.{i}.{key}: not a trial setting; "
-                                f"{_suggest_key(key, trial_keys)}")
-        try:
-            known = {k: v for k, v in variant.settings.items() if k in trial_keys}
-            TrialConfig(**{**base, **known})
-        except ValidationError as exc:
-            problems += [_describe(e, f"variants.{i}") for e in exc.errors()]
-    devices = [spec.trial.device, *(v.settings.get("device", "") for v in spec.variants)]
-    if isinstance(spec.axes.get("device"), list):
-        devices += spec.axes["device"]
-    if spec.resources.gpu == 0 and any(str(d).startswith("cuda") for d in devices):
-        problems.append("resources.gpu: trials ask for device cuda but reserve no GPU; set "
-                        "resources.gpu (e.g. 1 or 0.25) or use device: auto")
-    names = [v.name for v in spec.variants]
-    if len(set(names)) != len(names):
-        problems.append("variants: names must be unique")
-    if spec.search == "optuna" and spec.seeds > 1:
-        problems.append("seeds: Optuna search samples each point once; set seeds: 1 "
-                        "or use search: random")
-    problems += _start_point_problems(spec)
-    if spec.search != "grid" and not spec.axes and not spec.variants:
-        problems.append("axes: random/Optuna search needs at least one axis")
-    if spec.mode and spec.mode != ("max" if spec.metric.endswith("accuracy") else "min"):
-        problems.append(f"mode: '{spec.mode}' would optimise {spec.metric} the wrong way; "
-                        f"remove mode or set it to {'max' if spec.mode == 'min' else 'min'}")
-    if spec.scheduler.type == "asha":
-        if spec.scheduler.grace_period > spec.max_t:
-            problems.append(f"scheduler.grace_period: {spec.scheduler.grace_period} exceeds "
-                            f"max_t {spec.max_t}; lower it")
-        if spec.max_t > spec.trial.epochs:
-            problems.append(f"scheduler.max_t: {spec.max_t} exceeds trial.epochs "
-                            f"{spec.trial.epochs}; lower max_t or raise epochs")
-    return problems
-
-
-def _start_point_problems(spec: SweepSpec) -> list[str]:
-    if not spec.start_with:
-        return []
-    if spec.search != "optuna":
-        return ["start_with: only Optuna search takes start points; set search: optuna, "
-                "or remove start_with"]
-    problems = []
-    if len(spec.start_with) > spec.num_samples:
-        problems.append(f"start_with: {len(spec.start_with)} start points but num_samples is "
-                        f"{spec.num_samples}; raise num_samples or drop points")
-    names = [v.name for v in spec.variants]
-    searched = [*spec.axes, *(["variant"] if spec.variants else [])]
-    for i, point in enumerate(spec.start_with):
-        found = len(problems)
-        missing = [key for key in searched if key not in point]
-        if missing:
-            problems.append(f"start_with.{i}: sets no {', '.join(missing)}; a start point "
-                            f"gives every searched axis a value")
-        for key, value in point.items():
-            path = f"start_with.{i}.{key}"
-            if key not in searched:
-                problems.append(f"{path}: not an axis of this sweep; "
-                                f"{_suggest_key(key, searched)}")
-            elif key == "variant" and value not in names:
-                problems.append(f"{path}: no variant named {value!r}; "
-                                f"{_suggest_key(str(value), names)}")
-            elif key != "variant":
-                problems += _point_value_problems(spec, path, key, value)
-        if len(problems) == found:  # each value fits its axis: do they make a valid trial?
-            try:
-                spec.trial_config(spec.start_point(point))
-            except ValidationError as exc:
-                problems += [_describe(e, f"start_with.{i}") for e in exc.errors()]
-    return problems
-
-
-def _point_value_problems(spec: SweepSpec, path: str, key: str, value: Any) -> list[str]:
-    axis = spec.axes[key]
-    if isinstance(axis, list) or axis.kind == "choice":
-        allowed = axis if isinstance(axis, list) else axis.choice
-        return [] if value in allowed else [f"{path}: {value!r} is not one of the axis's values "
-                                            f"{allowed}; pick one of them"]
-    low, high = getattr(axis, axis.kind)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        return [f"{path}: {value!r} is outside the axis's range [{low}, {high}]; pick a value "
-                f"inside it"]
-    return []
-
-
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply `KEY=VALUE` overrides (dotted keys, YAML values) to a raw spec dict."""
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set trial.epochs=2")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            value = text
-        node = raw
-        parts = key.split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {}
-            node = child
-        node[parts[-1]] = value
-    return raw
-
-
-def parse_spec(raw: Any, source: str) -> SweepSpec:
-    """Validate a raw spec dict; raise one UserError listing every problem, one per line."""
-    if not isinstance(raw, dict):
-        raise UserError(f"{source}: a sweep spec must be a YAML mapping of keys (name, trial, "
-                        f"axes, ...), got {type(raw).__name__}")
-    try:
-        spec = SweepSpec(**raw)
-    except ValidationError as exc:
-        errors = exc.errors()
-        # `axes.lr: {logunif: ...}` fails as a list too: only the range's own problem counts.
-        ranges = {tuple(e["loc"][:2]) for e in errors if "Range" in e["loc"]}
-        problems = [_describe(e) for e in errors
-                    if not (e["type"] == "list_type" and tuple(e["loc"][:2]) in ranges)]
-    else:
-        problems = _semantic_problems(spec)
-    if problems:
-        raise UserError("\n".join(f"{source}: {p}" for p in problems))
-    return spec
-
-
-def load_spec(path: Path | str, overrides: list[str] | None = None) -> SweepSpec:
-    """Read and validate a sweep spec file, with optional `KEY=VALUE` overrides."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: spec file not found; check the path "
-                        f"(shipped specs are in sweeps/)") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory; pass a .yaml spec file") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"{path}: {where}YAML syntax error: {problem}; fix the indentation or "
-                        f"quoting there") from None
-    if overrides:
-        raw = apply_overrides(raw if isinstance(raw, dict) else {}, overrides)
-        changed = [o for o in overrides if not o.startswith(("name=", "description="))]
-        if changed and isinstance(raw.get("description"), str):
-            # The description was written for the file as it is: say what --set changed.
-            raw["description"] += f" (changed with --set {', '.join(changed)})"
-    return parse_spec(raw, str(path))
-
-
-def spec_to_yaml(spec: SweepSpec) -> str:
-    """The spec as YAML, stored beside the results so a resume can compare search spaces."""
-    return yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)

@@ -28,10 +28,11 @@ from ray.tune.search.optuna import OptunaSearch
 
 from fmnist_ray import results
 from fmnist_ray.cluster import check_shared_storage, current_node_id
-from fmnist_ray.config import Range, SweepSpec, parse_spec, spec_to_yaml
+from fmnist_ray.config import Range, SweepSpec
 from fmnist_ray.data import FashionMNIST
 from fmnist_ray.errors import UserError
 from fmnist_ray.models import count_parameters
+from fmnist_ray.spec_file import parse_spec_text, spec_to_yaml
 from fmnist_ray.train import EpochMetrics, TrainState, build_trial_model, train_trial
 
 CHECKPOINT_FILE = "state.pt"
@@ -355,7 +356,7 @@ def stored_spec_differences(spec: SweepSpec, uri: str) -> list[str]:
     """The spec keys whose values differ from those the sweep at `uri` was started with."""
     try:
         # Parsed again so that settings added since (with their defaults) don't count.
-        stored_spec = parse_spec(yaml.safe_load(results.read_text(uri, results.SPEC_FILE)),
+        stored_spec = parse_spec_text(results.read_text(uri, results.SPEC_FILE),
                                  f"{uri}/{results.SPEC_FILE}")
     except UserError:
         return []

@@ -55,7 +55,7 @@ def test_help_report_and_spec_validation_import_neither_torch_nor_ray():
     code = ("import sys\n"
             "from typer.testing import CliRunner\n"
             "from fmnist_ray.cli import app\n"
-            "from fmnist_ray.config import load_spec\n"
+            "from fmnist_ray.spec_file import load_spec\n"
             "from fmnist_ray.report import load_results\n"
             "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
             "load_spec('sweeps/batch_size.yaml')\n"

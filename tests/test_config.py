@@ -4,7 +4,8 @@ import pytest
 from typer.testing import CliRunner
 
 from fmnist_ray.cli import app
-from fmnist_ray.config import TrialConfig, load_spec
+from fmnist_ray.config import TrialConfig
+from fmnist_ray.spec_file import load_spec
 
 runner = CliRunner()
 GOOD = """
@@ -103,7 +104,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
     spec.write_text("name: x\ntrial: {lr: 0, optimizer: adamm, batch_size: -1}\n")
     result = runner.invoke(app, ["sweep", str(spec), "--dry-run"])
     assert result.exit_code == 2
-    assert [line.split(": ")[2] for line in result.stderr.strip().splitlines()] == [
+    assert [line.split(": ")[3] for line in result.stderr.strip().splitlines()] == [
         "trial.optimizer", "trial.lr", "trial.batch_size"]
 
 
@@ -155,6 +156,6 @@ def test_shipped_specs_are_valid():
 def test_cli_train_rejects_bad_options_with_exit_2(synthetic_dir):
     result = runner.invoke(app, ["train", "--lr", "-1", "--data-dir", str(synthetic_dir)])
     assert result.exit_code == 2
-    assert result.stderr.strip() == "error: --lr: must be greater than 0 (got -1.0)"
+    assert result.stderr.strip() == "error: --lr: must be greater than 0 (got -1.0); raise it"
     result = runner.invoke(app, ["train", "--model", "cnnn", "--data-dir", str(synthetic_dir)])
     assert result.exit_code == 2 and "did you mean 'cnn'?" in result.stderr

@@ -21,10 +21,11 @@ import pytest
 import yaml
 
 from fmnist_ray import results
-from fmnist_ray.config import TrialConfig, parse_spec, spec_to_yaml
+from fmnist_ray.config import TrialConfig
 from fmnist_ray.data import CLASS_NAMES, FILES, write_idx
 from fmnist_ray.errors import UserError
 from fmnist_ray.report import REFERENCE, build_report, load_results, summarize
+from fmnist_ray.spec_file import parse_spec, spec_to_yaml
 
 from .conftest import run_cli
 

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.fs as pafs
-import yaml
 
-from fmnist_ray.config import SweepSpec, TrialConfig, parse_spec
+from fmnist_ray.config import SweepSpec, TrialConfig
 from fmnist_ray.errors import UserError
 from fmnist_ray.outcomes import failed_to_learn
 from fmnist_ray.report.axes import Axis, describe_axis, label_configs, varied_axes
@@ -27,6 +26,7 @@ from fmnist_ray.results import (
     read_table,
     rebuild_from_ray_logs,
 )
+from fmnist_ray.spec_file import parse_spec_text
 
 NUMERIC_COLUMNS = ("width", "dropout", "lr", "momentum", "weight_decay", "batch_size", "epochs",
                    "seed", "epochs_run", "best_epoch", "best_val_accuracy", "best_val_loss",
@@ -163,8 +163,8 @@ def _read_spec(fs: pafs.FileSystem, path: str, uri: str, missing: list[str]) -> 
         missing.append(f"{SPEC_FILE} is missing: {consequence}.")
         return None
     try:
-        return parse_spec(yaml.safe_load(text), f"{uri}/{SPEC_FILE}")
-    except (UserError, yaml.YAMLError) as exc:
+        return parse_spec_text(text, f"{uri}/{SPEC_FILE}")
+    except UserError as exc:
         missing.append(f"{SPEC_FILE} is not a valid spec ({_one_line(exc)[:200]}): "
                        f"{consequence}.")
         return None

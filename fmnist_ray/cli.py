@@ -195,6 +195,26 @@ def train(
                       f"parameters; {result.seconds:.1f} s on {result.device} ({result.precision})")
 
 
+def _cluster_nodes(address: str | None) -> list:
+    """The nodes a dry run plans for: this machine, or those of the cluster at `address`
+    (a Ray Jobs address is only checked for reachability: its nodes are seen by the job)."""
+    from fmnist_ray.preflight import this_machine
+
+    if not address:
+        return [this_machine()]
+    from fmnist_ray.cluster import check_reachable
+
+    check_reachable(address)
+    from fmnist_ray.cluster.jobs import is_jobs_address
+
+    if is_jobs_address(address):
+        return []
+    from fmnist_ray.cluster import node_sizes, ray_session
+
+    with ray_session(address):
+        return node_sizes()
+
+
 def _print_plan(plan, spec) -> None:
     listed = plan.trials
     title = f"{len(plan.trials)} trial(s)"
@@ -295,6 +315,7 @@ def sweep(
     """Run a sweep defined in a YAML spec on Ray Tune; exit 1 if any trial errored."""
     from fmnist_ray.cluster.jobs import is_jobs_address, leave_job_working_dir
     from fmnist_ray.data import load_fashion_mnist
+    from fmnist_ray.preflight import check_resources, check_storage
     from fmnist_ray.spec_file import load_spec, spec_to_yaml
 
     # --name is validated like the spec's own name (it becomes a directory).
@@ -307,12 +328,19 @@ def sweep(
         _submit_job(address, args, {"spec.yaml": spec_to_yaml(spec)}, storage,
                     f"{storage.rstrip('/')}/{spec.name}", no_wait)
         return
+    if not is_jobs_address(address):  # a job's storage is checked on the cluster
+        check_storage(storage, spec.name, create=not dry_run)
     dataset = load_fashion_mnist(data_dir)
     if dry_run:
         from fmnist_ray.plan import plan_sweep
 
+        nodes = _cluster_nodes(address)
+        check_resources(spec.resources, nodes, f"the cluster at {address}" if address
+                        else "this machine", source=str(spec_file))
         console.print(f"{spec_file}: valid sweep '{spec.name}'")
-        _print_plan(plan_sweep(spec, dataset, cluster_cpus=os.cpu_count() or 1), spec)
+        cpus = sum(n.cpus for n in nodes) or os.cpu_count() or 1
+        _print_plan(plan_sweep(spec, dataset, cluster_cpus=cpus,
+                               cluster_gpus=sum(n.gpus for n in nodes)), spec)
         return
     _run(spec, dataset, storage, address, quiet, resume, errored.value)
 
@@ -331,6 +359,7 @@ def resume(
     """Continue an interrupted sweep with the spec stored beside its results."""
     from fmnist_ray.cluster.jobs import is_jobs_address
     from fmnist_ray.data import load_fashion_mnist
+    from fmnist_ray.preflight import check_storage
     from fmnist_ray.results import SPEC_FILE, read_text
     from fmnist_ray.spec_file import parse_spec_text
 
@@ -344,6 +373,7 @@ def resume(
     spec = parse_spec_text(read_text(uri, SPEC_FILE), f"{uri}/{SPEC_FILE}")
     if spec.name != name:
         spec = spec.model_copy(update={"name": name})
+    check_storage(storage or ".", name, create=True)
     _run(spec, load_fashion_mnist(data_dir), storage or ".", address, quiet, True,
          errored.value)
 

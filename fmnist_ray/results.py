@@ -147,6 +147,11 @@ def read_text(uri: str, filename: str) -> str:
             from None
 
 
+def exists(uri: str, filename: str) -> bool:
+    fs, root = open_storage(uri)
+    return fs.get_file_info(f"{root}/{filename}").type == pafs.FileType.File
+
+
 def read_table(uri: str, filename: str) -> pd.DataFrame:
     fs, root = open_storage(uri)
     try:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from fmnist_ray.config import MAX_TRIALS, TRAIN_IMAGES, Range, SweepSpec, TrialConfig
+from fmnist_ray.config import MAX_TRIALS, TRAIN_IMAGES, Range, Scheduler, SweepSpec, TrialConfig
 
 MAX_SHOWN = 60  # characters of a value shown in a message
 MAX_COMBINATIONS = 20_000  # trial combinations validated one by one; more are sampled at corners
@@ -233,7 +233,9 @@ def _contradictions(spec: SweepSpec) -> list[str]:
             if key in spec.axes:
                 problems.append(f"variants.{i}.{key}: also an axis (axes.{key}), which would "
                                 f"override it; remove it from the variant or drop the axis")
-    given = sorted(spec.scheduler.model_fields_set - {"type"})
+    defaults = Scheduler()
+    given = [k for k in ("max_t", "grace_period", "reduction_factor")
+             if getattr(spec.scheduler, k) != getattr(defaults, k)]
     if spec.scheduler.type == "none" and given:
         problems.append(f"scheduler.{given[0]}: only ASHA uses it; set scheduler.type: asha, "
                         f"or remove {', '.join(given)}")

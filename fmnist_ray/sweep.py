@@ -27,11 +27,13 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from fmnist_ray import results
-from fmnist_ray.cluster import check_shared_storage, current_node_id
+from fmnist_ray.cluster import check_shared_storage, current_node_id, node_sizes
 from fmnist_ray.config import Range, SweepSpec
 from fmnist_ray.data import FashionMNIST
+from fmnist_ray.driver_lock import driver_lock
 from fmnist_ray.errors import UserError
 from fmnist_ray.models import count_parameters
+from fmnist_ray.preflight import check_resources, check_storage
 from fmnist_ray.spec_file import parse_spec_text, spec_to_yaml
 from fmnist_ray.train import EpochMetrics, TrainState, build_trial_model, train_trial
 
@@ -348,8 +350,18 @@ def best_trial(rows: list[dict[str, Any]], spec: SweepSpec) -> dict[str, Any] | 
     return max(scored, key=lambda r: sign * r[column])
 
 
-def _already_used(uri: str) -> bool:
-    return "://" not in uri and Path(uri).is_dir() and any(Path(uri).iterdir())
+def has_started(uri: str) -> bool:
+    """Whether the sweep at `uri` saved anything a resume can use: Ray's state or an export.
+
+    A sweep killed in its first seconds leaves only its spec; it is started again, not resumed.
+    """
+    fs, root = results.open_storage(uri)
+    try:
+        entries = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    except OSError:
+        return False
+    return any(e.base_name.startswith("experiment_state-") or e.base_name == results.TRIALS_FILE
+               for e in entries)
 
 
 def stored_spec_differences(spec: SweepSpec, uri: str) -> list[str]:
@@ -374,13 +386,27 @@ def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str,
     With `resume`, continue the sweep already there: finished trials are kept, unfinished ones
     continue from their checkpoints, and errored ones are kept, `resume`d or `restart`ed.
     """
-    name = spec.name
-    uri = _experiment_uri(storage, name)
+    uri = _experiment_uri(storage, spec.name)
+    check_storage(storage, spec.name, create=True)
     check_shared_storage(storage)
+    check_resources(spec.resources, node_sizes(), "this Ray cluster")
+    with driver_lock(uri):
+        return _run_locked(spec, data, storage, uri, on_update, resume, errored)
+
+
+def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
+                on_update: Callable[[list[dict[str, Any]]], None] | None, resume: bool,
+                errored: str) -> SweepSummary:
+    started = has_started(uri)
+    if resume and not started and not results.exists(uri, results.SPEC_FILE):
+        raise UserError(f"{uri}: no sweep to resume there; check --storage and --name, or "
+                        f"run without --resume to start it")
+    resume = resume and started  # killed before Ray saved its state: start it again
     if resume:
         if not tune.Tuner.can_restore(uri):
-            raise UserError(f"{uri}: no sweep to resume there; check --storage and --name, or "
-                            f"run without --resume to start it")
+            raise UserError(f"{uri}: Ray's saved state (experiment_state-*.json) is gone, so the "
+                            f"sweep cannot continue; its results stay there; start it again "
+                            f"with --name NEW")
         restore_lost_checkpoint_dirs(uri)
         changed = stored_spec_differences(spec, uri)
         if changed:
@@ -388,7 +414,7 @@ def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str,
                             f"({', '.join(changed)}); Ray cannot change a sweep on resume: "
                             f"use `fmnist-ray resume {uri}` to go on with the stored spec, "
                             f"or --name NEW for a new sweep")
-    elif _already_used(uri):
+    elif started:
         raise UserError(f"{uri}: already holds a sweep; resume it with `fmnist-ray resume {uri}`, "
                         f"or pass --name NEW to start another")
     else:
@@ -414,7 +440,7 @@ def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str,
                 resume_unfinished=True, resume_errored=errored == "resume",
                 restart_errored=errored == "restart")
         else:
-            tuner = build_tuner(spec, data, storage, name, ResultsExporter(spec, uri))
+            tuner = build_tuner(spec, data, storage, spec.name, ResultsExporter(spec, uri))
         tuner.fit()
     finally:
         _DISPLAYS.pop(uri, None)

@@ -120,7 +120,7 @@ def test_unreachable_cluster_is_a_clear_error(tmp_path, synthetic_dir, address):
     result = run_cli("sweep", "sweeps/smoke.yaml", "--address", address, "--storage",
                      str(tmp_path), "--quiet", "--data-dir", str(synthetic_dir), timeout=120)
     assert result.returncode == 2, result.stderr
-    assert f"cannot connect to {address}" in result.stderr
+    assert f"--address {address}: cannot connect" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -5,8 +5,9 @@ from fmnist_ray.cluster.session import (
     check_reachable,
     check_shared_storage,
     current_node_id,
+    node_sizes,
     ray_session,
 )
 
 __all__ = ["alive_nodes", "check_reachable", "check_shared_storage", "current_node_id",
-           "ray_session"]
+           "node_sizes", "ray_session"]

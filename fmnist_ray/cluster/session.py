@@ -15,6 +15,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from fmnist_ray.errors import UserError
+from fmnist_ray.preflight import NodeSize
 
 START_HINT = "start a cluster with `ray start --head` or `ray up cluster.yaml`, or drop --address"
 
@@ -29,8 +30,8 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
-        raise UserError(f"cannot connect to {address} ({exc.strerror or exc}); {START_HINT}"
-                        ) from None
+        raise UserError(f"--address {address}: cannot connect ({exc.strerror or exc}); "
+                        f"{START_HINT}") from None
 
 
 @contextmanager
@@ -66,6 +67,20 @@ def current_node_id() -> str:
 def alive_nodes() -> list[dict[str, Any]]:
     """The cluster's live nodes, as `ray.nodes()` describes them."""
     return [node for node in ray.nodes() if node.get("Alive")]
+
+
+def node_sizes() -> list[NodeSize]:
+    """The CPUs and GPUs of each live node, and of each node type an autoscaler may start."""
+    sizes = [NodeSize(n["Resources"].get("CPU", 0.0), n["Resources"].get("GPU", 0.0))
+             for n in alive_nodes()]
+    try:
+        config = ray._private.state.state.get_cluster_config()
+    except Exception:  # no autoscaler, or a Ray that keeps no cluster config
+        config = None
+    for group in getattr(config, "node_group_configs", None) or []:
+        if group.max_count != 0:
+            sizes.append(NodeSize(group.resources.get("CPU", 0), group.resources.get("GPU", 0)))
+    return sizes
 
 
 def run_on_each_node(function: Callable[..., Any], *args: Any, timeout: float = 120

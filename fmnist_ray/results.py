@@ -117,9 +117,13 @@ def find_sweeps(storage: str) -> list[str]:
 def _write_bytes(fs: pafs.FileSystem, path: str, payload: bytes) -> None:
     if isinstance(fs, pafs.LocalFileSystem):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        Path(tmp).write_bytes(payload)
-        os.replace(tmp, path)  # a reader never sees half a file, even if this process dies
+        tmp = Path(f"{path}.tmp-{os.getpid()}")
+        try:
+            tmp.write_bytes(payload)
+            os.replace(tmp, path)  # a reader never sees half a file, even if this process dies
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no half-written temp file
+            raise
         return
     with fs.open_output_stream(path) as stream:
         stream.write(payload)
@@ -179,7 +183,7 @@ class RayTrialLog:
 
     records: list[dict[str, Any]]  # result.json: one per reported epoch
     params: dict[str, Any] | None  # params.json: the point of the search space
-    errored: bool  # error.txt exists
+    errored: bool  # its last attempt failed: error.txt was written after its last result
 
 
 def read_ray_logs(uri: str) -> dict[str, RayTrialLog]:
@@ -212,7 +216,12 @@ def read_ray_logs(uri: str) -> dict[str, RayTrialLog]:
             params = json.loads(params_text) if params_text else None
         except json.JSONDecodeError:
             params = None
-        errored = _read_optional_text(fs, f"{entry.path}/error.txt") is not None
+        # A trial retried after an error and then finished keeps the error.txt of the failed
+        # attempt: only an error newer than the last result is the trial's outcome.
+        error_info, result_info = fs.get_file_info([f"{entry.path}/error.txt",
+                                                    f"{entry.path}/result.json"])
+        errored = error_info.type == pafs.FileType.File and (
+            error_info.mtime_ns >= result_info.mtime_ns)
         found[records[-1]["trial_id"]] = RayTrialLog(records, params, errored)
     return found
 

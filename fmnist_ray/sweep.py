@@ -6,6 +6,7 @@ each trial restores its checkpoint, calls the Ray-free `train_trial`, and report
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -208,8 +209,12 @@ class ResultsExporter(tune.Callback):
 
     def write(self, trials) -> None:
         results.write_table(self.uri, results.TRIALS_FILE, self._trial_rows(trials))
+        # Only this sweep's trials: Ray starts over (new trial ids) when its saved state was
+        # damaged, and the old ids' epochs would have no trial row.
+        known = {trial.trial_id for trial in trials}
         results.write_table(self.uri, results.EPOCHS_FILE,
-                            sorted(self.epochs.values(), key=lambda r: (r["trial_id"], r["epoch"])))
+                            sorted((r for r in self.epochs.values() if r["trial_id"] in known),
+                                   key=lambda r: (r["trial_id"], r["epoch"])))
         self.last_write = time.monotonic()
 
     def _show(self, trials) -> None:
@@ -350,6 +355,25 @@ def best_trial(rows: list[dict[str, Any]], spec: SweepSpec) -> dict[str, Any] | 
     return max(scored, key=lambda r: sign * r[column])
 
 
+STORAGE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                  errno.EROFS: "the storage became read-only",
+                  errno.EACCES: "permission denied on the storage"}
+
+
+def _storage_fault(exc: BaseException) -> str | None:
+    """What went wrong with the storage, if `exc` (or what caused it, on any node) is a full,
+    read-only or forbidden disk; None for any other failure."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+            return STORAGE_ERRNOS[exc.errno]
+        if isinstance(exc, OSError) and "No space left on device" in str(exc):
+            return STORAGE_ERRNOS[errno.ENOSPC]  # pyarrow's wording, errno not carried
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def has_started(uri: str) -> bool:
     """Whether the sweep at `uri` saved anything a resume can use: Ray's state or an export.
 
@@ -442,6 +466,14 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
         else:
             tuner = build_tuner(spec, data, storage, spec.name, ResultsExporter(spec, uri))
         tuner.fit()
+    except Exception as exc:
+        storage_fault = _storage_fault(exc)
+        if storage_fault is None:
+            raise
+        raise UserError(f"{uri}: {storage_fault} while the sweep wrote its results; the "
+                        f"results written so far are kept; free space there (or fix its "
+                        f"permissions), then continue with `fmnist-ray resume {uri} --errored "
+                        f"resume`") from None
     finally:
         _DISPLAYS.pop(uri, None)
     trials = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}

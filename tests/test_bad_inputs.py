@@ -38,10 +38,12 @@ HAS_GPU = bool(shutil.which("nvidia-smi")) or Path("/dev/nvidia0").exists()
 # Special spec "texts": the spec path is made by `_write_spec` instead of written.
 LOOP, DIRECTORY, MISSING, SIBLING = "<symlink loop>", "<directory>", "<missing>", "<sibling>"
 
-# A fix: a verb telling the user what to do (the noun in "a valid list" does not count).
-FIX = re.compile(r"(?<![-\w.])(set|use|remove|lower|raise|add|pass|choose|give|check|fix|"
-                 r"(?<!valid )list|pick|rename|save|delete|resume|free|write|drop|replace|put|"
-                 r"(?<!start )point|install|quote|shorten|split|move)\b|did you mean")
+# A fix: a verb telling the user what to do (the noun in "a valid list", "got list" does not
+# count), or "did you mean".
+FIX = re.compile(r"(?<![-\w./])(set|use|remove|lower|raise|add|pass|choose|give|check|fix|"
+                 r"(?<!valid )(?<!got )(?<!-separated )list(?! of)|pick|rename|save|delete|"
+                 r"resume|free|write|drop|replace|put|(?<!start )point|install|quote|shorten|"
+                 r"split|move)\b|did you mean")
 # Internal names a user should never see.
 BANNED = ("instance of", "SweepSpec", "TrialConfig", "Range", "Scheduler", "Resources",
           "Variant(", "NoneType", "pydantic", "ValidationError", "(got None)", "Traceback")
@@ -205,7 +207,7 @@ SPEC_CASES = [
     ("reduction_factor-1", "name: t\nscheduler: {type: asha, reduction_factor: 1}\n", [],
      "scheduler.reduction_factor"),
     ("uniform-one-bound", "name: t\nsearch: random\naxes: {dropout: {uniform: [0.1]}}\n", [],
-     "axes.dropout.uniform"),
+     ("axes.dropout.uniform", "high")),
     ("randint-fraction", "name: t\nsearch: random\naxes: {batch_size: {randint: [16.5, 64]}}\n",
      [], "axes.batch_size.randint"),
     ("hidden_sizes-axis-flat", "name: t\ntrial: {model: mlp}\naxes: {hidden_sizes: [256, 128]}\n",
@@ -424,7 +426,8 @@ def _check(stdout: str, stderr: str, code: int, exc: BaseException | None,
         assert line.startswith("error: "), shown
         assert len(line) < 300, f"{len(line)} characters: {line[:300]}"
         assert not [w for w in BANNED if w in line], line
-        assert FIX.search(re.sub(r"\(got .*?\)", "", line)), f"no fix in: {line}"
+        bare = re.sub(r"\(got .*?\)", "", line.replace(tmp or "<TMP>", "<TMP>"))
+        assert FIX.search(bare), f"no fix in: {line}"
         if where is not None:
             assert where in line, f"{where} not named in: {line}"
     if tmp:

@@ -5,6 +5,9 @@ import json
 import pandas as pd
 import pytest
 
+from fmnist_ray.results import rebuild_from_ray_logs
+from fmnist_ray.spec_file import parse_spec_text
+
 from .conftest import run_cli
 
 
@@ -151,6 +154,10 @@ def test_a_failed_trial_is_retried_from_its_checkpoint(tmp_path, synthetic_dir, 
     result_json = next((tmp_path / "retry").glob(f"*{faulty}*/result.json")).read_text()
     reported = [json.loads(line)["epoch"] for line in result_json.splitlines()]
     assert reported.count(1) == 1 and reported[-2:] == [3, 4]
+    # Rebuilt from Ray's own files (an export lost), the retried trial follows its last attempt.
+    stored = parse_spec_text((tmp_path / "retry" / "spec.yaml").read_text(), "spec.yaml")
+    rebuilt, _ = rebuild_from_ray_logs(str(tmp_path / "retry"), stored.trial_config, asha=False)
+    assert {row["trial_id"]: row["status"] for row in rebuilt}[faulty] == "completed"
 
 
 def test_start_points_run_first_and_the_time_budget_ends_the_search(tmp_path, synthetic_dir):

@@ -9,8 +9,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +188,26 @@ class RayTrialLog:
     errored: bool  # its last attempt failed: error.txt was written after its last result
 
 
+def _last_attempt_failed(error_text: str | None, records: list[dict[str, Any]]) -> bool:
+    """Whether a trial's last attempt failed, rather than an earlier one it was retried after.
+
+    Ray appends `Failure # N (occurred at TIME)` to error.txt and restarts the count of
+    `iterations_since_restore` on every retry: the last attempt failed when there were more
+    failures than restarts, or a failure came after the last result.
+    """
+    if error_text is None:
+        return False
+    failures = re.findall(r"Failure # \d+ \(occurred at (\S+)\)", error_text)
+    if not failures:
+        return True
+    restarts = sum(r.get("iterations_since_restore") == 1 for r in records) - 1
+    try:
+        failed_at = datetime.strptime(failures[-1], "%Y-%m-%d_%H-%M-%S").timestamp()
+    except ValueError:
+        return True
+    return len(failures) > restarts or failed_at > records[-1].get("timestamp", 0)
+
+
 def read_ray_logs(uri: str) -> dict[str, RayTrialLog]:
     """Ray's own per-trial files (`<trial dir>/result.json`, `params.json`), keyed by trial id.
 
@@ -216,12 +238,8 @@ def read_ray_logs(uri: str) -> dict[str, RayTrialLog]:
             params = json.loads(params_text) if params_text else None
         except json.JSONDecodeError:
             params = None
-        # A trial retried after an error and then finished keeps the error.txt of the failed
-        # attempt: only an error newer than the last result is the trial's outcome.
-        error_info, result_info = fs.get_file_info([f"{entry.path}/error.txt",
-                                                    f"{entry.path}/result.json"])
-        errored = error_info.type == pafs.FileType.File and (
-            error_info.mtime_ns >= result_info.mtime_ns)
+        errored = _last_attempt_failed(_read_optional_text(fs, f"{entry.path}/error.txt"),
+                                       records)
         found[records[-1]["trial_id"]] = RayTrialLog(records, params, errored)
     return found
 

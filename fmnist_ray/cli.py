@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -54,7 +55,8 @@ def user_errors(command):
             return command(*args, **kwargs)
         except UserError as exc:
             for line in str(exc).splitlines():
-                err_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+                err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False,
+                                  soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -155,7 +157,7 @@ def train(
             hidden_sizes = [int(h) for h in hidden.split(",")]
         except ValueError:
             raise UserError(f"--hidden: {hidden!r} is not a comma-separated list of integers; "
-                            f"e.g. --hidden 512,256") from None
+                            f"write it as e.g. --hidden 512,256") from None
     config = _trial_config(model=model, optimizer=optimizer, lr=lr, batch_size=batch_size,
                            epochs=epochs, dropout=dropout, hidden_sizes=hidden_sizes, width=width,
                            depth=depth, schedule=schedule, warmup_epochs=warmup_epochs,
@@ -233,7 +235,7 @@ def _print_plan(plan, spec) -> None:
         table.add_row(str(i), *[str(values[c]) for c in columns], str(trial.epochs))
     console.print(table)
     for key, text in plan.space.items():
-        console.print(f"  {spec.search} search samples {key}: {text}")
+        console.print(f"  {spec.search} search samples {key}: {escape(text)}")
     console.print(f"resources: {plan.cpus:g} CPU + {plan.gpus:g} GPU per trial, "
                   f"{plan.concurrency} at a time; scheduler: {spec.scheduler.type}; "
                   f"search: {spec.search}")
@@ -315,7 +317,8 @@ def sweep(
     """Run a sweep defined in a YAML spec on Ray Tune; exit 1 if any trial errored."""
     from fmnist_ray.cluster.jobs import is_jobs_address, leave_job_working_dir
     from fmnist_ray.data import load_fashion_mnist
-    from fmnist_ray.preflight import check_resources, check_storage
+    from fmnist_ray.preflight import check_resources, check_storage, check_sweep_folder
+    from fmnist_ray.results import experiment_uri
     from fmnist_ray.spec_file import load_spec, spec_to_yaml
 
     # --name is validated like the spec's own name (it becomes a directory).
@@ -330,6 +333,8 @@ def sweep(
         return
     if not is_jobs_address(address):  # a job's storage is checked on the cluster
         check_storage(storage, spec.name, create=not dry_run)
+        if not dry_run:
+            check_sweep_folder(experiment_uri(storage, spec.name), resume)
     dataset = load_fashion_mnist(data_dir)
     if dry_run:
         from fmnist_ray.plan import plan_sweep
@@ -359,8 +364,8 @@ def resume(
     """Continue an interrupted sweep with the spec stored beside its results."""
     from fmnist_ray.cluster.jobs import is_jobs_address
     from fmnist_ray.data import load_fashion_mnist
-    from fmnist_ray.preflight import check_storage
-    from fmnist_ray.results import SPEC_FILE, read_text
+    from fmnist_ray.preflight import check_storage, check_sweep_folder
+    from fmnist_ray.results import SPEC_FILE, experiment_uri, read_text
     from fmnist_ray.spec_file import parse_spec_text
 
     uri = results_dir.rstrip("/")
@@ -374,6 +379,7 @@ def resume(
     if spec.name != name:
         spec = spec.model_copy(update={"name": name})
     check_storage(storage or ".", name, create=True)
+    check_sweep_folder(experiment_uri(storage or ".", name), resume=True)
     _run(spec, load_fashion_mnist(data_dir), storage or ".", address, quiet, True,
          errored.value)
 
@@ -419,7 +425,8 @@ def _run(spec, dataset, storage: str, address: str | None, quiet: bool, resume: 
                       f"test loss {best['test_loss']:.4f}, val accuracy "
                       f"{best['best_val_accuracy']:.4f} (epoch {best['best_epoch']:.0f})")
     for trial_id, error in summary.errors:
-        err_console.print(f"[bold red]errored:[/] trial {trial_id}: {error}", highlight=False)
+        err_console.print(f"[bold red]errored:[/] trial {trial_id}: {escape(str(error))}",
+                          highlight=False)
     if summary.interrupted:
         console.print(f"stopped before every trial finished; finished trials are kept. "
                       f"Resume with: fmnist-ray resume {summary.experiment_uri}")

@@ -25,14 +25,24 @@ MAX_TRIALS = 10_000  # a spec that expands to more is a mistake (seeds: 10000000
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info) -> Any:
+        """YAML's `yes`/`true` are booleans, which pydantic would take as 1 for a number."""
+        annotation = cls.model_fields[info.field_name].annotation
+        if isinstance(value, bool) and annotation in (int, float, int | None, float | None):
+            raise ValueError(f"must be a number, not {str(value).lower()}; write a number")
+        return value
+
 
 class TrialConfig(_Strict):
     """Everything one training run needs; the same object drives `train` with or without Ray."""
 
     model: str = "cnn"  # a name from MODELS
-    hidden_sizes: list[Annotated[int, Field(ge=1)]] = Field(default=[512], min_length=1)  # mlp
-    width: int = Field(default=32, ge=1)  # base conv channels of cnn / deep_cnn_bn / resnet
-    depth: int = Field(default=1, ge=1)  # resnet: residual blocks per stage
+    hidden_sizes: list[Annotated[int, Field(ge=1, le=100_000)]] = Field(  # mlp
+        default=[512], min_length=1, max_length=64)
+    width: int = Field(default=32, ge=1, le=4096)  # base conv channels of the CNNs / resnet
+    depth: int = Field(default=1, ge=1, le=100)  # resnet: residual blocks per stage
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     optimizer: str = "adam"
     lr: float = Field(default=1e-3, gt=0.0)
@@ -46,8 +56,8 @@ class TrialConfig(_Strict):
     augment_flip: bool = False  # random horizontal flip
     augment_erasing: float = Field(default=0.0, ge=0.0, le=1.0)  # chance of erasing a rectangle
     batch_size: int = Field(default=64, ge=1, le=TRAIN_IMAGES)
-    epochs: int = Field(default=10, ge=1)
-    seed: int = Field(default=0, ge=0)
+    epochs: int = Field(default=10, ge=1, le=10_000)
+    seed: int = Field(default=0, ge=0, lt=2**32)
     normalize: bool = True  # standardize pixels with the training mean/std
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the hardware is fast
@@ -76,15 +86,17 @@ class TrialConfig(_Strict):
     def _known_device(cls, value: str) -> str:
         if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
             return value
-        raise ValueError("must be auto, cpu, cuda or cuda:N")
+        raise ValueError("must be auto, cpu, cuda or cuda:N; use cuda (or cuda:N) for a GPU")
 
 
 def _one_of(value: str, allowed, what: str) -> str:
     if value in allowed:
         return value
-    hint = difflib.get_close_matches(value, list(allowed), n=1)
-    suggestion = f"did you mean '{hint[0]}'? " if hint else ""
-    raise ValueError(f"unknown {what} '{value}'; {suggestion}choose one of {', '.join(allowed)}")
+    lowered = [name.lower() for name in allowed]
+    hint = difflib.get_close_matches(value.lower(), lowered, n=1)
+    suggestion = f"did you mean '{allowed[lowered.index(hint[0])]}'? " if hint else ""
+    shown = value if len(value) <= 40 else value[:37] + "..."
+    raise ValueError(f"unknown {what} '{shown}'; {suggestion}choose one of {', '.join(allowed)}")
 
 
 class Scheduler(_Strict):
@@ -106,7 +118,8 @@ class Resources(_Strict):
     @classmethod
     def _fraction_or_whole(cls, value: float) -> float:
         if value > 1 and value != int(value):
-            raise ValueError("must be a fraction in (0, 1] or a whole number of GPUs")
+            raise ValueError("must be a fraction in (0, 1] or a whole number of GPUs; use e.g. "
+                             "0.5 or 2")
         return value
 
 
@@ -152,8 +165,8 @@ class SweepSpec(_Strict):
     axes: dict[str, list[Any] | Range] = {}
     variants: list[Variant] = []
     search: Literal["grid", "random", "optuna"] = "grid"
-    num_samples: int = Field(default=1, ge=1)
-    seeds: int = Field(default=1, ge=1)  # each configuration repeated with seeds trial.seed + i
+    num_samples: int = Field(default=1, ge=1, le=MAX_TRIALS)
+    seeds: int = Field(default=1, ge=1, le=MAX_TRIALS)  # each configuration: trial.seed + i
     scheduler: Scheduler = Scheduler()
     resources: Resources = Resources()
     max_concurrent_trials: int | None = Field(default=None, ge=1)

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from fmnist_ray import results
 from fmnist_ray.config import Resources
 from fmnist_ray.errors import UserError
 
@@ -102,3 +103,20 @@ def check_storage(storage: str, name: str, create: bool = False) -> None:
                         f"you can write to, or free space / fix its permissions") from None
     finally:
         probe.unlink(missing_ok=True)
+
+
+def check_sweep_folder(uri: str, resume: bool) -> bool:
+    """Whether the sweep at `uri` is resumed (True) or started (False); refused with the fix
+    when neither can be. A sweep killed before Ray saved its state is started again."""
+    started = results.has_started(uri)
+    if resume and not started and not results.exists(uri, results.SPEC_FILE):
+        raise UserError(f"{uri}: no sweep to resume there; check --storage and --name, or "
+                        f"run without --resume to start it")
+    if resume and started and not results.has_ray_state(uri):
+        raise UserError(f"{uri}: Ray's saved state (experiment_state-*.json) is not there, so "
+                        f"the sweep cannot continue; its results stay there; start it again "
+                        f"with --name NEW")
+    if not resume and started:
+        raise UserError(f"{uri}: already holds a sweep; resume it with `fmnist-ray resume {uri}`, "
+                        f"or pass --name NEW to start another")
+    return resume and started

@@ -103,6 +103,36 @@ def open_storage(uri: str) -> tuple[pafs.FileSystem, str]:
             from None
 
 
+def experiment_uri(storage: str, name: str) -> str:
+    """Where the sweep `name` keeps its results under `storage` (a directory or a URI)."""
+    if "://" in storage:
+        return f"{storage.rstrip('/')}/{name}"
+    return str(Path(storage).expanduser().resolve() / name)
+
+
+def has_started(uri: str) -> bool:
+    """Whether the sweep at `uri` saved anything a resume can use: Ray's state or an export.
+
+    A sweep killed in its first seconds leaves only its spec; it is started again, not resumed.
+    """
+    fs, root = open_storage(uri)
+    try:
+        entries = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    except OSError:
+        return False
+    return any(e.base_name.startswith("experiment_state-") or e.base_name == TRIALS_FILE
+               for e in entries)
+
+
+def has_ray_state(uri: str) -> bool:
+    fs, root = open_storage(uri)
+    try:
+        entries = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    except OSError:
+        return False
+    return any(e.base_name.startswith("experiment_state-") for e in entries)
+
+
 def find_sweeps(storage: str) -> list[str]:
     """The sweeps under a storage dir or URI: the folders holding a `trials.parquet`."""
     fs, root = open_storage(storage)
@@ -149,8 +179,8 @@ def read_text(uri: str, filename: str) -> str:
         with fs.open_input_file(f"{root}/{filename}") as handle:
             return handle.read().decode()
     except FileNotFoundError:
-        raise UserError(f"{uri}/{filename}: not found; is this a sweep results directory?") \
-            from None
+        raise UserError(f"{uri}/{filename}: not found; pass the results folder of a sweep "
+                        f"(one `fmnist-ray sweep` wrote, e.g. results/smoke)") from None
 
 
 def exists(uri: str, filename: str) -> bool:
@@ -164,8 +194,8 @@ def read_table(uri: str, filename: str) -> pd.DataFrame:
         with fs.open_input_file(f"{root}/{filename}") as handle:
             return pd.read_parquet(io.BytesIO(handle.read()))
     except FileNotFoundError:
-        raise UserError(f"{uri}/{filename}: not found; is this a sweep results directory?") \
-            from None
+        raise UserError(f"{uri}/{filename}: not found; pass the results folder of a sweep "
+                        f"(one `fmnist-ray sweep` wrote, e.g. results/smoke)") from None
     except Exception as exc:  # truncated or foreign file
         raise UserError(f"{uri}/{filename}: unreadable ({exc}); re-export it by resuming the "
                         f"sweep") from None

@@ -46,31 +46,26 @@ class _SpecLoader(yaml.SafeLoader):
                                              "allowed in a spec; write each value out")
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise _Refused(event.start_mark, f"nested more than {MAX_DEPTH} levels deep; a spec "
-                                             f"needs a few levels at most")
+            raise _Refused(event.start_mark, f"nested more than {MAX_DEPTH} levels deep; remove "
+                                             f"the extra nesting (a spec needs a few levels)")
         try:
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
 
-    def construct_mapping(self, node, deep=False):
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int | float | bool) and key is not None:
-                raise _Refused(key_node.start_mark, "a key must be a plain name; quote it or "
-                                                    "write it as a name")
-            if key in seen:
-                raise _Refused(key_node.start_mark, f"duplicate key '{_short(key)}' (first on "
-                                                    f"line {seen[key]}); keep one of them")
-            seen[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep=deep)
+    def construct_yaml_int(self, node):
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # Python refuses integers of over 4,300 digits
+            raise _Refused(node.start_mark, "a number with far too many digits; write a "
+                                            "sensible value") from None
 
 
 # Resolvers are class-level: YAML 1.2 floats for our loader only (a copy of SafeLoader's table).
 _SpecLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_SpecLoader.add_constructor("tag:yaml.org,2002:int", _SpecLoader.construct_yaml_int)
 _SpecLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT,
                                   list("-+0123456789.") + ["i", "I", "n", "N"])
 
@@ -100,12 +95,10 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
         lines: dict[str, int] = {}
         _key_lines(node, "", lines)
         data = loader.construct_document(node) if node is not None else None
+    except _Refused as exc:
+        raise UserError(f"{source}: {_where(exc.problem_mark)}{exc.problem}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or _short(str(exc).splitlines()[0], 120)
-        fix = "" if isinstance(exc, _Refused) else "; fix the indentation or quoting there"
-        kind = "" if isinstance(exc, _Refused) else "YAML syntax error: "
-        raise UserError(f"{source}: {_where(mark)}{kind}{problem}{fix}") from None
+        raise UserError(f"{source}: {_syntax_error(exc)}") from None
     except RecursionError:  # nesting the depth limit did not see (e.g. inside a flow mapping key)
         raise UserError(f"{source}: nested too deeply; a spec needs a few levels at most"
                         ) from None
@@ -114,11 +107,34 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
     return data, lines
 
 
+def _syntax_error(exc: yaml.YAMLError) -> str:
+    """A PyYAML error as `line L, column C: what; the fix`, placed where the construct that
+    went wrong began (the `{` never closed), not where the parser gave up."""
+    mark = getattr(exc, "problem_mark", None)
+    start = getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or _short(str(exc).splitlines()[0], 120)
+    if "'\\t'" in problem:
+        return (f"{_where(mark)}a tab in the indentation; YAML indents with spaces: replace "
+                f"the tab with spaces")
+    if start is not None and mark is not None and start.line != mark.line:
+        context = getattr(exc, "context", None) or "here"
+        return (f"{_where(start)}YAML syntax error {context.removeprefix('while ')} that is "
+                f"not closed ({problem} on line {mark.line + 1}); close it or fix the quoting")
+    return f"{_where(mark)}YAML syntax error: {problem}; fix the indentation or quoting there"
+
+
 def _key_lines(node, prefix: str, lines: dict[str, int]) -> None:
+    """Each key path's line; refuses a key given twice in one mapping, naming its path."""
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            path = f"{prefix}{key_node.value}"
-            lines.setdefault(path, key_node.start_mark.line + 1)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _Refused(key_node.start_mark, "a key must be a plain name; write it as "
+                                                    "a name")
+            path = f"{prefix}{_short(key_node.value, 40)}"
+            if path in lines:
+                raise _Refused(key_node.start_mark, f"{path}: duplicate key (first on line "
+                                                    f"{lines[path]}); keep one of them")
+            lines[path] = key_node.start_mark.line + 1
             _key_lines(value_node, f"{path}.", lines)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
@@ -146,8 +162,10 @@ def read_spec_text(path: Path) -> str:
                             f"{MAX_BYTES // 1024} KiB); check that this is the spec file")
         data = path.read_bytes()
     except FileNotFoundError:
-        raise UserError(f"{path}: spec file not found; check the path (shipped specs are in "
-                        f"sweeps/)") from None
+        beside = path.with_name(f"{path.name}.yaml")
+        hint = f"did you mean {beside}?" if beside.is_file() else \
+            "check the path (shipped specs are in sweeps/)"
+        raise UserError(f"{path}: spec file not found; {hint}") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UserError(f"{path}: a symbolic link that loops; point at the spec file "
@@ -162,8 +180,9 @@ def read_spec_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         binary = b"\x00" in data[:1024]
         what = "a binary file, not a YAML spec" if binary else "not UTF-8 text"
-        raise UserError(f"{path}: {what} (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                        f"save the spec as UTF-8 text") from None
+        line = data[:exc.start].count(b"\n") + 1
+        raise UserError(f"{path}: line {line}: {what} (byte 0x{data[exc.start]:02x}); save the "
+                        f"spec as UTF-8 text") from None
     if "\x00" in text:
         raise UserError(f"{path}: a binary file, not a YAML spec (it holds NUL bytes); pass the "
                         f".yaml spec file")
@@ -206,6 +225,9 @@ def parse_spec(raw: Any, source: str, lines: dict[str, int] | None = None,
     `lines` gives each key path's line in the file; `labels` names the command-line option
     that set a key (`--set trial.lr=0.1`), so its problems are blamed on the option.
     """
+    if raw is None:
+        raise UserError(f"{source}: the spec is empty; write at least `name: ...` and the "
+                        f"settings to vary (see sweeps/ for examples)")
     if not isinstance(raw, dict):
         raise UserError(f"{source}: a sweep spec must be a YAML mapping of keys (name, trial, "
                         f"axes, ...), got {type(raw).__name__}; start it with `name: ...`")
@@ -219,7 +241,8 @@ def parse_spec(raw: Any, source: str, lines: dict[str, int] | None = None,
         # `axes.lr: {logunif: ...}` fails as a list too: only the range's own problem counts.
         ranges = {tuple(e["loc"][:2]) for e in errors if "Range" in e["loc"]}
         problems = [describe(e) for e in errors
-                    if not (e["type"] == "list_type" and tuple(e["loc"][:2]) in ranges)]
+                    if not (e["type"] == "list_type" and "Range" not in e["loc"]
+                            and tuple(e["loc"][:2]) in ranges)]
     else:
         problems = semantic_problems(spec)
     if problems:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
+import re
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -57,13 +58,32 @@ def _suggest_key(key: str, allowed: list[str], at_top: bool = False,
                  in_trial: bool = False) -> str:
     """`did you mean ...?`, where the key belongs instead, or the keys allowed here."""
     if at_top and key in TrialConfig.model_fields:
-        return f"it belongs under trial: (trial: {{{key}: ...}})"
+        return f"it belongs under trial: move it there (trial: {{{key}: ...}})"
     if in_trial and key in SweepSpec.model_fields:
-        return "it belongs at the top level of the spec, not under trial:"
-    synonym = SYNONYMS.get(key.lower())
-    hint = [synonym] if synonym in allowed else difflib.get_close_matches(key, allowed, n=1,
-                                                                           cutoff=0.5)
-    return f"did you mean '{hint[0]}'?" if hint else f"allowed keys: {', '.join(allowed)}"
+        return "it belongs at the top level of the spec: move it out of trial:"
+    hint = closest(key, allowed)
+    if hint:
+        return f"did you mean '{hint}'?"
+    listed = ", ".join(allowed[:8]) + (f" and {len(allowed) - 8} more" if len(allowed) > 8
+                                       else "")
+    return f"remove it or fix its spelling (keys here: {listed})"
+
+
+def closest(value: str, allowed: list[str]) -> str | None:
+    """The allowed name a user most likely meant: a known synonym, the same name in another
+    case, a name it starts with, or the closest spelling."""
+    lowered = value.lower()
+    synonym = SYNONYMS.get(lowered)
+    if synonym in allowed:
+        return synonym
+    for name in allowed:
+        if name.lower() == lowered:
+            return name
+    prefixed = [name for name in allowed if lowered.startswith(name.lower()) and len(name) > 2]
+    if prefixed:
+        return max(prefixed, key=len)
+    hint = difflib.get_close_matches(lowered, [a.lower() for a in allowed], n=1, cutoff=0.5)
+    return next((a for a in allowed if a.lower() == hint[0]), None) if hint else None
 
 
 def _model_fields(model: type[BaseModel]) -> list[str]:
@@ -90,8 +110,18 @@ def _fields_at(loc: tuple) -> list[str]:
 def describe(error: dict, prefix: str = "") -> str:
     """One problem as `key.path: message (got value)`, the path under `prefix` if given."""
     loc = tuple(p for p in error["loc"] if p not in ("list[any]", "Range"))
-    path = ".".join(str(p) for p in (prefix, *loc) if p != "") or "(top level)"
+    path = ".".join(_cut(str(p)) for p in (prefix, *loc) if p != "") or "(top level)"
     kind = error["type"]
+    value = error["input"]
+    if "Range" in error["loc"] and len(error["loc"]) == 3:  # axes.<key> is neither list nor range
+        return (f"{path}: give a list of values (e.g. [0.1, 0.01]) or a range (e.g. "
+                f"{{loguniform: [0.0001, 0.1]}}){_got(value)}")
+    if kind == "missing" and loc and isinstance(loc[-1], int):  # a tuple given too few items
+        return f"{'.'.join(path.split('.')[:-1])}: give two numbers, [low, high]"
+    if value is None and kind != "missing":
+        return f"{path}: is empty (null); give it a value or remove the key"
+    if kind in ("model_type", "dict_type") and not isinstance(value, dict):
+        return f"{path}: must be a mapping of keys; {_mapping_hint(loc, value)}"
     if kind == "extra_forbidden":
         hint = _suggest_key(str(loc[-1]), _fields_at(loc), at_top=len(loc) == 1 and not prefix,
                             in_trial=loc[:1] == ("trial",) and len(loc) == 2)
@@ -104,9 +134,34 @@ def describe(error: dict, prefix: str = "") -> str:
     message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
     if kind == "less_than_equal" and loc[-1:] == ("batch_size",):
         message += f" (the training set holds {TRAIN_IMAGES:,} images)"
-    if isinstance(error["input"], dict):  # a check across keys: the message names them
+    if kind == "value_error" and isinstance(value, dict):  # a check across keys names them
         return f"{path}: {message}" if loc or prefix else message
-    return f"{path}: {message} (got {shown(error['input'])}){_FIXES.get(kind, '')}"
+    fix = _FIXES.get(kind, "")
+    if kind == "literal_error" and isinstance(value, str):
+        hint = closest(value, re.findall(r"'([^']*)'", error.get("ctx", {}).get("expected", "")))
+        fix = f"; did you mean '{hint}'?" if hint else fix
+    return f"{path}: {message}{_got(value)}{fix}"
+
+
+def _got(value: Any) -> str:
+    return "" if value is None else f" (got {shown(value)})"
+
+
+def _cut(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+# What a scalar given for a section most likely meant.
+_SECTION_KEYS = {"scheduler": "type", "resources": "cpu", "trial": "model"}
+
+
+def _mapping_hint(loc: tuple, value: Any) -> str:
+    if loc[:1] == ("variants",):
+        return f"write each variant as {{name: {_cut(str(value), 20)}, model: ...}}"
+    key = _SECTION_KEYS.get(str(loc[-1])) if loc else None
+    if key and isinstance(value, str | int | float):
+        return f"write {loc[-1]}: {{{key}: {_cut(str(value), 20)}}}"
+    return "write it as key: value pairs under this key"
 
 
 def describe_validation_error(exc: ValidationError, prefix: str = "") -> list[str]:
@@ -117,6 +172,8 @@ def describe_validation_error(exc: ValidationError, prefix: str = "") -> list[st
         if prefix and ": " in line and error["loc"]:  # `key: message` -> `--key: message`
             key, message = line.split(": ", 1)
             line = f"{prefix}{key.replace('_', '-')}: {message}"
+        elif prefix and line.split(" ", 1)[0] in TrialConfig.model_fields:  # a cross-key check
+            line = f"{prefix}{line.split(' ', 1)[0].replace('_', '-')}: {line}"
         lines.append(line)
     return lines
 
@@ -327,8 +384,9 @@ def _start_point_problems(spec: SweepSpec) -> list[str]:
                 problems.append(f"{path}: not an axis of this sweep; "
                                 f"{_suggest_key(key, searched)}")
             elif key == "variant" and value not in names:
-                problems.append(f"{path}: no variant named {shown(value)}; "
-                                f"{_suggest_key(str(value), names)}")
+                hint = closest(str(value), names)
+                problems.append(f"{path}: no variant named {shown(value)}; " + (
+                    f"did you mean '{hint}'?" if hint else f"choose one of {', '.join(names)}"))
             elif key != "variant":
                 problems += _point_value_problems(spec, path, key, value)
         if len(problems) == found:  # each value fits its axis: do they make a valid trial?

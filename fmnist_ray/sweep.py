@@ -34,7 +34,7 @@ from fmnist_ray.data import FashionMNIST
 from fmnist_ray.driver_lock import driver_lock
 from fmnist_ray.errors import UserError
 from fmnist_ray.models import count_parameters
-from fmnist_ray.preflight import check_resources, check_storage
+from fmnist_ray.preflight import check_resources, check_storage, check_sweep_folder
 from fmnist_ray.spec_file import parse_spec_text, spec_to_yaml
 from fmnist_ray.train import EpochMetrics, TrainState, build_trial_model, train_trial
 
@@ -253,12 +253,6 @@ def error_summary(trial) -> str:
     return (lines[-1] if lines else "unknown error") + where
 
 
-def _experiment_uri(storage: str, name: str) -> str:
-    if "://" in storage:
-        return f"{storage.rstrip('/')}/{name}"
-    return str(Path(storage).expanduser().resolve() / name)
-
-
 def _trainable(spec: SweepSpec, data: FashionMNIST):
     return tune.with_resources(
         tune.with_parameters(run_trial, spec=spec, data=data),
@@ -374,20 +368,6 @@ def _storage_fault(exc: BaseException) -> str | None:
     return None
 
 
-def has_started(uri: str) -> bool:
-    """Whether the sweep at `uri` saved anything a resume can use: Ray's state or an export.
-
-    A sweep killed in its first seconds leaves only its spec; it is started again, not resumed.
-    """
-    fs, root = results.open_storage(uri)
-    try:
-        entries = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
-    except OSError:
-        return False
-    return any(e.base_name.startswith("experiment_state-") or e.base_name == results.TRIALS_FILE
-               for e in entries)
-
-
 def stored_spec_differences(spec: SweepSpec, uri: str) -> list[str]:
     """The spec keys whose values differ from those the sweep at `uri` was started with."""
     try:
@@ -410,7 +390,7 @@ def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str,
     With `resume`, continue the sweep already there: finished trials are kept, unfinished ones
     continue from their checkpoints, and errored ones are kept, `resume`d or `restart`ed.
     """
-    uri = _experiment_uri(storage, spec.name)
+    uri = results.experiment_uri(storage, spec.name)
     check_storage(storage, spec.name, create=True)
     check_shared_storage(storage)
     check_resources(spec.resources, node_sizes(), "this Ray cluster")
@@ -421,16 +401,8 @@ def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str,
 def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
                 on_update: Callable[[list[dict[str, Any]]], None] | None, resume: bool,
                 errored: str) -> SweepSummary:
-    started = has_started(uri)
-    if resume and not started and not results.exists(uri, results.SPEC_FILE):
-        raise UserError(f"{uri}: no sweep to resume there; check --storage and --name, or "
-                        f"run without --resume to start it")
-    resume = resume and started  # killed before Ray saved its state: start it again
+    resume = check_sweep_folder(uri, resume)
     if resume:
-        if not tune.Tuner.can_restore(uri):
-            raise UserError(f"{uri}: Ray's saved state (experiment_state-*.json) is gone, so the "
-                            f"sweep cannot continue; its results stay there; start it again "
-                            f"with --name NEW")
         restore_lost_checkpoint_dirs(uri)
         changed = stored_spec_differences(spec, uri)
         if changed:
@@ -438,9 +410,6 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
                             f"({', '.join(changed)}); Ray cannot change a sweep on resume: "
                             f"use `fmnist-ray resume {uri}` to go on with the stored spec, "
                             f"or --name NEW for a new sweep")
-    elif started:
-        raise UserError(f"{uri}: already holds a sweep; resume it with `fmnist-ray resume {uri}`, "
-                        f"or pass --name NEW to start another")
     else:
         results.write_text(uri, results.SPEC_FILE, spec_to_yaml(spec))
     # Ray's new console output ignores verbose=0 for its banners; the legacy engine honours it.

@@ -48,14 +48,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def check_no_live_driver(uri: str) -> None:
+    """Refuse at once, before any work, when another process drives the sweep at `uri`."""
+    with driver_lock(uri, create=False):
+        pass
+
+
 @contextlib.contextmanager
-def driver_lock(uri: str) -> Iterator[None]:
+def driver_lock(uri: str, create: bool = True) -> Iterator[None]:
     """Hold the sweep at `uri` for this process; refuse with one line if another holds it."""
     if "://" in uri:
-        with _remote_lock(uri):
+        with _remote_lock(uri, create):
             yield
         return
     folder = Path(uri)
+    if not create and not (folder / LOCK_FILE).is_file():
+        yield
+        return
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / LOCK_FILE, "a+") as handle:
         try:
@@ -67,10 +76,11 @@ def driver_lock(uri: str) -> Iterator[None]:
             except json.JSONDecodeError:
                 holder = {}
             raise _refusal(uri, holder) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps(_holder()))
-        handle.flush()
+        if create:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(json.dumps(_holder()))
+            handle.flush()
         try:
             yield
         finally:
@@ -78,7 +88,7 @@ def driver_lock(uri: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _remote_lock(uri: str) -> Iterator[None]:
+def _remote_lock(uri: str, create: bool) -> Iterator[None]:
     fs, root = pafs.FileSystem.from_uri(uri)
     path = f"{root}/{LOCK_FILE}"
     try:
@@ -95,6 +105,9 @@ def _remote_lock(uri: str) -> Iterator[None]:
             raise UserError(f"{uri}: this sweep may be running (process {holder.get('pid')} on "
                             f"{holder.get('host')}); if it is not, delete {uri}/{LOCK_FILE} "
                             f"and run this again")
+    if not create:
+        yield
+        return
     with fs.open_output_stream(path) as stream:
         stream.write(json.dumps(_holder()).encode())
     try:

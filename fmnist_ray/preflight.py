@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fmnist_ray import results
 from fmnist_ray.config import Resources
+from fmnist_ray.driver_lock import check_no_live_driver
 from fmnist_ray.errors import UserError
 
 # Ray writes trial folders (named after their settings) and files inside the sweep's folder.
@@ -105,9 +106,12 @@ def check_storage(storage: str, name: str, create: bool = False) -> None:
         probe.unlink(missing_ok=True)
 
 
-def check_sweep_folder(uri: str, resume: bool) -> bool:
+def check_sweep_folder(uri: str, resume: bool, holding_lock: bool = False) -> bool:
     """Whether the sweep at `uri` is resumed (True) or started (False); refused with the fix
-    when neither can be. A sweep killed before Ray saved its state is started again."""
+    when neither can be (or another process drives it, unless this one holds its lock).
+    A sweep killed before Ray saved its state is started again."""
+    if not holding_lock:
+        check_no_live_driver(uri)
     started = results.has_started(uri)
     if resume and not started and not results.exists(uri, results.SPEC_FILE):
         raise UserError(f"{uri}: no sweep to resume there; check --storage and --name, or "

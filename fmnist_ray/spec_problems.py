@@ -131,7 +131,8 @@ def describe(error: dict, prefix: str = "") -> str:
     if kind == "string_pattern_mismatch":  # only names have patterns: they become directories
         return (f"{path}: use letters, digits and _ . - only, starting with a letter or digit "
                 f"(got {shown(error['input'])})")
-    message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+    message = error["msg"].removeprefix("Value error, ")
+    message = message.replace("Input should be", "must be").replace("should have", "must have")
     if kind == "less_than_equal" and loc[-1:] == ("batch_size",):
         message += f" (the training set holds {TRAIN_IMAGES:,} images)"
     if kind == "value_error" and isinstance(value, dict):  # a check across keys names them

@@ -401,7 +401,7 @@ def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str,
 def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
                 on_update: Callable[[list[dict[str, Any]]], None] | None, resume: bool,
                 errored: str) -> SweepSummary:
-    resume = check_sweep_folder(uri, resume)
+    resume = check_sweep_folder(uri, resume, holding_lock=True)
     if resume:
         restore_lost_checkpoint_dirs(uri)
         changed = stored_spec_differences(spec, uri)

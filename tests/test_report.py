@@ -272,7 +272,7 @@ def test_truncated_trials_table_is_a_user_error(tmp_path):
 
 def test_directory_without_trials_table_is_a_user_error(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match=r"empty/trials\.parquet: not found; pass the results folder of a sweep"):
+    with pytest.raises(UserError, match=r"empty/trials\.parquet: not found; pass the results "):
         build_report([str(tmp_path / "empty")], tmp_path / "report.html")
 
 

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -499,6 +500,95 @@ def doctor(
             console.print(f"      fix: {check.fix}", highlight=False)
     if not all(c.ok for c in found):
         raise typer.Exit(1)
+
+
+@app.command("ls")
+@user_errors
+def list_sweeps(
+    storage: Annotated[str, typer.Argument(
+        metavar="[STORAGE]", help="Where the sweeps are: a directory or a URI such as s3://...")
+    ] = "./results",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON list.")] = False,
+) -> None:
+    """List the sweeps in a storage: trials by status, best trial, when they ran."""
+    from fmnist_ray.browse import list_sweeps as listing
+
+    sweeps = listing(storage)
+    if as_json:
+        print(json.dumps([s.to_dict() for s in sweeps]))
+        return
+    if not sweeps:
+        console.print(f"no sweeps in {storage}; run one with: fmnist-ray sweep sweeps/smoke.yaml "
+                      f"--storage {storage}", highlight=False)
+        return
+    table = Table(title=f"{len(sweeps)} sweep(s) in {storage}", title_justify="left",
+                  box=box.SIMPLE)
+    for column in ("sweep", "trials", "statuses", "chosen on", "best", "its test acc",
+                   "last written"):
+        table.add_column(column, no_wrap=True, justify="right" if column in (
+            "trials", "best", "its test acc") else "left")
+    for s in sweeps:
+        statuses = ", ".join(f"{n} {k}" for k, n in s.statuses.items())
+        table.add_row(s.name, str(s.trials), statuses, s.metric.removeprefix("best_"),
+                      _fmt(s.best_value), _fmt(s.best_test_accuracy), s.ran_at)
+    _print_wide(table)
+
+
+def _print_wide(table: Table) -> None:
+    """A table in full: a terminal wraps it to its width, a pipe or file gets it whole."""
+    (console if console.is_terminal else Console(width=200)).print(table)
+
+
+# Short headers for the trials table of `show`.
+HEADERS = {"trial_id": "trial", "epochs_run": "epochs", "best_epoch": "best epoch",
+           "best_val_accuracy": "val acc", "best_val_loss": "val loss",
+           "test_accuracy": "test acc", "test_loss": "test loss", "seconds": "s"}
+
+
+@app.command()
+@user_errors
+def show(
+    results_dir: Annotated[str, typer.Argument(
+        metavar="RESULTS_DIR", help="A sweep's results, e.g. results/batch_size or s3://...")],
+    sort: Annotated[str | None, typer.Option(
+        help="Sort by this column (default: the validation metric the sweep chose on).")
+    ] = None,
+    top: Annotated[int | None, typer.Option(min=1, help="Show only the first N trials.")
+                   ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show a sweep's trials and the configuration it chose (on validation, never test)."""
+    from fmnist_ray.browse import show_sweep
+
+    view = show_sweep(results_dir.rstrip("/"), sort, top)
+    if as_json:
+        print(json.dumps(view.to_dict()))
+        return
+    shown = f"{len(view.rows)} of {view.total}" if len(view.rows) < view.total else view.total
+    table = Table(title=f"sweep {view.name}: {shown} trials, by {sort or view.metric}",
+                  title_justify="left", box=box.SIMPLE)
+    for column in view.columns:
+        table.add_column(HEADERS.get(column, column), no_wrap=True,
+                         justify="left" if column in ("trial_id", "status") else "right")
+    for row in view.rows:
+        table.add_row(*[_cell(row[c]) for c in view.columns])
+    _print_wide(table)
+    if view.best is None:
+        console.print("no trial finished with a score yet", highlight=False)
+        return
+    settings = ", ".join(f"{k}={v}" for k, v in view.best_settings.items())
+    console.print(f"chosen on {view.metric.removeprefix('best_')}: trial "
+                  f"{view.best['trial_id']} ({settings}): {view.metric} "
+                  f"{_fmt(view.best[view.metric])}, test accuracy "
+                  f"{_fmt(view.best['test_accuracy'])}", highlight=False)
+    if view.best_folder:
+        console.print(f"its checkpoints and logs: {view.best_folder}", highlight=False)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e-2 or value >= 10 else f"{value:.4f}"
+    return "" if value is None else str(value)
 
 
 @app.command()

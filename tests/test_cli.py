@@ -58,6 +58,9 @@ def test_help_report_and_spec_validation_import_neither_torch_nor_ray():
             "from fmnist_ray.spec_file import load_spec\n"
             "from fmnist_ray.report import load_results\n"
             "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
+            "assert CliRunner().invoke(app, ['ls', 'tests/data']).exit_code == 0\n"
+            "assert CliRunner().invoke(app, ['show', 'tests/data/optimizer-2026-11-24'])"
+            ".exit_code == 0\n"
             "load_spec('sweeps/batch_size.yaml')\n"
             "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'ray'})\n"
             "assert not heavy, f'imported {heavy}'\n")

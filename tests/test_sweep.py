@@ -4,11 +4,15 @@ import json
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from fmnist_ray.cli import app
 from fmnist_ray.results import rebuild_from_ray_logs
 from fmnist_ray.spec_file import parse_spec_text
 
 from .conftest import run_cli
+
+runner = CliRunner()
 
 
 def read(results, name):
@@ -40,6 +44,23 @@ def test_smoke_sweep_writes_one_row_per_trial_and_epoch(tmp_path, synthetic_dir)
     assert "already holds a sweep; resume it with `fmnist-ray resume" in again.stderr
     assert "or pass --name NEW" in again.stderr
     assert len(pd.read_parquet(tmp_path / "smoke" / "trials.parquet")) == 2  # nothing lost
+
+    # Browsed from the terminal: `ls` lists it, `show` gives its trials and chosen trial.
+    listed = runner.invoke(app, ["ls", str(tmp_path)])
+    assert listed.exit_code == 0, listed.output
+    assert "smoke" in listed.stdout and "2 completed" in listed.stdout
+    [entry] = json.loads(runner.invoke(app, ["ls", str(tmp_path), "--json"]).stdout)
+    best = trials.loc[trials["best_val_accuracy"].idxmax()]
+    assert entry["name"] == "smoke" and entry["statuses"] == {"completed": 2}
+    assert entry["best_value"] == best["best_val_accuracy"]
+    shown = runner.invoke(app, ["show", str(tmp_path / "smoke"), "--top", "1"])
+    assert shown.exit_code == 0, shown.output
+    assert f"chosen on val_accuracy: trial {best['trial_id']}" in shown.stdout
+    view = json.loads(runner.invoke(app, ["show", str(tmp_path / "smoke"), "--json",
+                                          "--sort", "lr"]).stdout)
+    assert [row["lr"] for row in view["rows"]] == [0.003, 0.001]  # largest first
+    assert view["best"]["trial_id"] == best["trial_id"] and view["total"] == 2
+    assert view["best_folder"].startswith(str(tmp_path / "smoke" / "run_trial_"))
 
 
 MIXED = """

@@ -1,0 +1,153 @@
+"""Sweeps browsed from the terminal: every sweep in a storage (`ls`), one sweep's trials and
+its best configuration (`show`). Ray-free: it reads the exports the report reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timezone
+from typing import Any
+
+import pandas as pd
+import pyarrow.fs as pafs
+
+from fmnist_ray.errors import UserError
+from fmnist_ray.report.axes import varied_axes
+from fmnist_ray.report.load import SweepResults, load_results
+from fmnist_ray.results import TRIALS_FILE, find_sweeps, open_storage
+
+# Trials that end with a score the sweep chooses from (errored, unstarted ones don't).
+SCORED = ("completed", "early_stopped", "failed_to_learn")
+SHOWN = ("trial_id", "status", "epochs_run", "best_epoch", "best_val_accuracy", "best_val_loss",
+         "test_accuracy", "test_loss", "seconds")
+
+
+@dataclass
+class SweepListing:
+    """One line of `ls`: a sweep, how its trials ended, and its best trial."""
+
+    name: str
+    uri: str
+    trials: int
+    statuses: dict[str, int]
+    metric: str
+    best_value: float | None
+    best_test_accuracy: float | None
+    ran_at: str  # when its results were last written, UTC
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _metric(results: SweepResults) -> tuple[str, bool]:
+    """The column a sweep chose on, and whether higher is better (validation, never test)."""
+    metric = results.spec.metric if results.spec else "val_accuracy"
+    loss = metric.endswith("loss")
+    return ("best_val_loss" if loss else "best_val_accuracy"), not loss
+
+
+def best_row(results: SweepResults) -> pd.Series | None:
+    """The trial the sweep chose on validation, as the sweep's summary chooses it."""
+    column, higher = _metric(results)
+    scored = results.trials[results.trials["status"].isin(SCORED)].dropna(subset=[column])
+    if scored.empty:
+        return None
+    return scored.loc[scored[column].idxmax() if higher else scored[column].idxmin()]
+
+
+def _modified(uri: str) -> str:
+    fs, root = open_storage(uri)
+    mtime = fs.get_file_info(f"{root}/{TRIALS_FILE}").mtime
+    if mtime is None:
+        return ""
+    stamp = mtime if mtime.tzinfo else mtime.replace(tzinfo=timezone.utc)
+    return stamp.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def list_sweeps(storage: str) -> list[SweepListing]:
+    """Every sweep under `storage`, newest first."""
+    fs, root = open_storage(storage)
+    if fs.get_file_info(root).type == pafs.FileType.NotFound:
+        raise UserError(f"{storage}: no such storage; pass the --storage your sweeps used "
+                        f"(default ./results)")
+    listings = []
+    for uri in find_sweeps(storage):
+        results = load_results(uri)
+        column, _ = _metric(results)
+        best = best_row(results)
+        statuses = results.trials["status"].value_counts().to_dict()
+        listings.append(SweepListing(
+            name=results.name, uri=uri, trials=len(results.trials),
+            statuses={str(k): int(v) for k, v in sorted(statuses.items())},
+            metric=column,
+            best_value=None if best is None else float(best[column]),
+            best_test_accuracy=None if best is None or pd.isna(best["test_accuracy"])
+            else float(best["test_accuracy"]),
+            ran_at=_modified(uri)))
+    return sorted(listings, key=lambda listing: listing.ran_at, reverse=True)
+
+
+@dataclass
+class SweepView:
+    """What `show` prints: the sweep's trials (sorted, maybe cut) and its chosen trial."""
+
+    name: str
+    uri: str
+    metric: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    total: int
+    best: dict[str, Any] | None
+    best_settings: dict[str, Any]
+    best_folder: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+WHOLE = ("seed", "batch_size", "epochs", "epochs_run", "best_epoch", "width", "depth")
+
+
+def _plain(value: Any, column: str = "") -> Any:
+    """A cell as JSON: NaN as null, numpy scalars as Python ones, counts as integers."""
+    value = value.item() if hasattr(value, "item") else value
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return int(value) if column in WHOLE and isinstance(value, float) else value
+
+
+def _trial_folder(uri: str, trial_id: str) -> str | None:
+    fs, root = open_storage(uri)
+    try:
+        entries = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    except OSError:
+        return None
+    folders = [e.base_name for e in entries
+               if e.type == pafs.FileType.Directory and f"_{trial_id}_" in e.base_name]
+    return f"{uri.rstrip('/')}/{folders[0]}" if folders else None
+
+
+def show_sweep(uri: str, sort: str | None = None, top: int | None = None) -> SweepView:
+    """One sweep's trials, sorted by `sort` (default: the metric it chose on, best first)."""
+    results = load_results(uri)
+    column, higher = _metric(results)
+    axes = varied_axes(results.trials, results.spec)
+    seeds = ["seed"] if results.trials["seed"].nunique() > 1 else []
+    columns = [c for c in (*SHOWN[:2], *axes, *seeds, *SHOWN[2:]) if c in results.trials]
+    key = sort or column
+    if key not in results.trials:
+        raise UserError(f"--sort {key}: not a column of {uri}/{TRIALS_FILE}; use one of "
+                        f"{', '.join(columns)}")
+    ascending = not higher if sort is None else key.endswith("loss") or key == "seconds"
+    table = results.trials.sort_values(key, ascending=ascending, na_position="last")
+    shown = table.head(top) if top else table
+    best = best_row(results)
+    settings = {} if best is None else {k: _plain(best[k], k) for k in (*axes, *seeds)}
+    return SweepView(
+        name=results.name, uri=uri, metric=column, columns=columns,
+        rows=[{c: _plain(r[c], c) for c in columns} for _, r in shown.iterrows()],
+        total=len(table),
+        best=None if best is None else {c: _plain(best[c], c) for c in columns},
+        best_settings=settings,
+        best_folder=None if best is None else _trial_folder(uri, str(best["trial_id"])))
+

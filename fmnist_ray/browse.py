@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timezone
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -151,3 +152,36 @@ def show_sweep(uri: str, sort: str | None = None, top: int | None = None) -> Swe
         best_settings=settings,
         best_folder=None if best is None else _trial_folder(uri, str(best["trial_id"])))
 
+
+
+def find_trial(uri: str, trial_id: str | None) -> tuple[SweepResults, pd.Series]:
+    """A sweep's trial by id, or the one it chose on validation."""
+    results = load_results(uri)
+    if trial_id is None:
+        row = best_row(results)
+        if row is None:
+            raise UserError(f"{uri}: no trial has finished with a score yet; wait for one, or "
+                            f"pass --trial ID")
+        return results, row
+    found = results.trials[results.trials["trial_id"] == trial_id]
+    if found.empty:
+        ids = ", ".join(results.trials["trial_id"].astype(str).head(6))
+        raise UserError(f"--trial {trial_id}: no such trial in {uri}; pick one of {ids}, ... "
+                        f"(see `fmnist-ray show {uri}`)")
+    return results, found.iloc[0]
+
+
+def newest_checkpoint(uri: str, row: pd.Series) -> Path:
+    """The newest checkpoint file of a trial (it carries the best epoch's weights)."""
+    recorded = row.get("checkpoint")
+    if isinstance(recorded, str) and Path(recorded).is_file():
+        return Path(recorded)
+    if "://" in uri:
+        raise UserError(f"{uri}: export reads local results; copy the sweep's folder here "
+                        f"first (e.g. `aws s3 sync {uri} results/{Path(uri).name}`)")
+    folder = _trial_folder(uri, str(row["trial_id"]))
+    files = sorted(Path(folder).glob("checkpoint_*/state.pt")) if folder else []
+    if not files:
+        raise UserError(f"{uri}: trial {row['trial_id']} kept no checkpoint; export another "
+                        f"with --trial ID (see `fmnist-ray show {uri}`)")
+    return files[-1]

@@ -147,6 +147,9 @@ def train(
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")
                        ] = False,
+    save: Annotated[Path | None, typer.Option(
+        "--save", metavar="MODEL.pt",
+        help="Save the best-validation weights as TorchScript, with a .json sidecar.")] = None,
 ) -> None:
     """Train one model without Ray and report its test accuracy."""
     from fmnist_ray.data import load_fashion_mnist
@@ -180,6 +183,12 @@ def train(
                             m=f"val acc {metrics.val_accuracy:.4f}")
 
         result = train_trial(config, dataset, on_epoch=on_epoch)
+    saved = None
+    if save is not None and result.best_model is not None:
+        from fmnist_ray.export import export_model
+
+        export_model(result.best_model, config, _test_metrics(result.to_dict()), save)
+        saved = save
     if as_json:
         print(json.dumps(result.to_dict()))
         return
@@ -196,6 +205,16 @@ def train(
         console.print(f"test accuracy {best.test_accuracy:.4f}, test loss {best.test_loss:.4f} "
                       f"(weights of best validation epoch {best.epoch}); {result.params:,} "
                       f"parameters; {result.seconds:.1f} s on {result.device} ({result.precision})")
+    if saved:
+        console.print(f"model saved: {saved} (and {saved.with_suffix('.json')}); classify "
+                      f"images with: fmnist-ray predict {saved} IMAGE.png", highlight=False)
+
+
+def _test_metrics(values) -> dict:
+    """What a model's sidecar records of how it was measured."""
+    keys = ("test_accuracy", "test_loss", "best_epoch", "best_val_accuracy", "trial_id")
+    return {k: (values[k].item() if hasattr(values[k], "item") else values[k])
+            for k in keys if k in values}
 
 
 def _cluster_nodes(address: str | None) -> list:
@@ -500,6 +519,65 @@ def doctor(
             console.print(f"      fix: {check.fix}", highlight=False)
     if not all(c.ok for c in found):
         raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def export(
+    results_dir: Annotated[str, typer.Argument(
+        metavar="RESULTS_DIR", help="A sweep's results, e.g. results/batch_size.")],
+    output: Annotated[Path, typer.Option(
+        "-o", "--output", metavar="MODEL.pt", help="The TorchScript file to write.")
+    ] = Path("model.pt"),
+    trial: Annotated[str | None, typer.Option(
+        metavar="ID", help="A trial id (default: the trial the sweep chose on validation).")
+    ] = None,
+) -> None:
+    """Export a trial's best-validation weights as TorchScript (loads without this tool),
+    with a .json sidecar: config, normalisation, class names, test metrics."""
+    from fmnist_ray.browse import find_trial, newest_checkpoint
+    from fmnist_ray.export import config_from_row, export_model
+    from fmnist_ray.train import TrainState
+
+    uri = results_dir.rstrip("/")
+    _, row = find_trial(uri, trial)
+    checkpoint = newest_checkpoint(uri, row)
+    state = TrainState.load(checkpoint)
+    if state.best_model is None:
+        raise UserError(f"{checkpoint}: written by an older version that kept no best-epoch "
+                        f"weights; run the sweep again (or resume it) to export it")
+    sidecar = export_model(state.best_model, config_from_row(row), _test_metrics(row), output)
+    console.print(f"exported trial {row['trial_id']} (best epoch {state.best.epoch}, test "
+                  f"accuracy {state.best.test_accuracy:.4f}): {output}, {sidecar}",
+                  highlight=False)
+
+
+@app.command()
+@user_errors
+def predict(
+    model: Annotated[Path, typer.Argument(metavar="MODEL.pt", help="An exported model.")],
+    images: Annotated[list[Path], typer.Argument(
+        metavar="IMAGES...", help="PNG/JPEG files (any size, colour or grey) or an IDX .gz.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON list.")] = False,
+) -> None:
+    """Classify images with an exported model: class and probability per image."""
+    from fmnist_ray.export import load_exported
+    from fmnist_ray.export import predict as classify
+    from fmnist_ray.images import read_images
+
+    network, info = load_exported(model)
+    labels, pixels = read_images(images)
+    probabilities = classify(network, pixels)
+    names = info["class_names"]
+    rows = [{"image": label, "class": names[int(p.argmax())],
+             "probability": round(float(p.max()), 4)}
+            for label, p in zip(labels, probabilities, strict=True)]
+    if as_json:
+        print(json.dumps(rows))
+        return
+    for row in rows:
+        console.print(f"{row['image']}: {row['class']} ({row['probability']:.2f})",
+                      highlight=False)
 
 
 @app.command("ls")

@@ -63,8 +63,9 @@ def epoch_row(trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
 
 def trial_row(trial_id: str, config: TrialConfig, variant: str | None, status: str,
               history: list[dict[str, Any]], last: dict[str, Any], error: str | None,
-              ) -> dict[str, Any]:
-    """One row per trial: its settings, status, best/final/test metrics, cost and where it ran."""
+              checkpoint: str | None = None) -> dict[str, Any]:
+    """One row per trial: its settings, status, best/final/test metrics, cost, where it ran,
+    and its newest checkpoint (which holds the best epoch's weights too)."""
     settings = config.model_dump()
     settings["hidden_sizes"] = "-".join(str(s) for s in settings["hidden_sizes"])
     done = [h for h in history if h.get("val_accuracy") is not None]
@@ -89,6 +90,7 @@ def trial_row(trial_id: str, config: TrialConfig, variant: str | None, status: s
                               if done else None),
         "node_id": last.get("node_id"),
         "error": error,
+        "checkpoint": checkpoint,
     }
 
 

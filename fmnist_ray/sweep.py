@@ -203,8 +203,10 @@ class ResultsExporter(tune.Callback):
                 error = error_summary(trial)
             variant = trial.config.get("variant", {}).get("name")
             status = results.trial_status(trial.status, last, config.epochs)
-            rows.append(results.trial_row(trial.trial_id, config, variant, status, history,
-                                          last, error))
+            checkpoint = trial.checkpoint
+            rows.append(results.trial_row(
+                trial.trial_id, config, variant, status, history, last, error,
+                f"{checkpoint.path}/{CHECKPOINT_FILE}" if checkpoint is not None else None))
         return rows
 
     def write(self, trials) -> None:

@@ -84,6 +84,7 @@ class TrainState:
     best: Best
     history: list[EpochMetrics] = field(default_factory=list)
     ema: dict[str, Any] | None = None  # the weight average, when the config keeps one
+    best_model: dict[str, Any] | None = None  # the weights of the best epoch (test-measured)
 
     def save(self, path: Path) -> None:
         torch.save({**asdict(self), "best": asdict(self.best),
@@ -94,7 +95,8 @@ class TrainState:
         raw = torch.load(path, map_location="cpu", weights_only=False)
         return cls(model=raw["model"], optimizer=raw["optimizer"], epoch=raw["epoch"],
                    rng=raw["rng"], best=Best(**raw["best"]),
-                   history=[EpochMetrics(**m) for m in raw["history"]], ema=raw.get("ema"))
+                   history=[EpochMetrics(**m) for m in raw["history"]], ema=raw.get("ema"),
+                   best_model=raw.get("best_model"))
 
 
 @dataclass
@@ -110,6 +112,7 @@ class TrialResult:
     seconds: float
     device: str
     precision: str
+    best_model: dict[str, Any] | None = field(default=None, repr=False)  # best epoch's weights
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "test_accuracy": self.best.test_accuracy,
@@ -305,6 +308,7 @@ def train_trial(
     device, precision, model, optimizer = run.device, run.precision, run.model, run.optimizer
     shuffle, average = run.shuffle, run.average
     best, history, first_epoch = Best(), [], 1
+    best_model: dict[str, Any] | None = None
     if start is not None:
         model.load_state_dict(start.model)
         optimizer.load_state_dict(start.optimizer)
@@ -312,6 +316,7 @@ def train_trial(
             average.model.load_state_dict(start.ema if start.ema is not None else start.model)
         _restore_rng(start.rng, shuffle, device)
         best, history, first_epoch = copy.deepcopy(start.best), list(start.history), start.epoch + 1
+        best_model = start.best_model
     tensors = run.tensors
     train_x, train_y = tensors.train
     n_train = len(train_y)
@@ -359,6 +364,7 @@ def train_trial(
             test_loss, test_acc, matrix = evaluate(evaluated, tensors, tensors.test, precision,
                                                    True)
             best = Best(epoch, val_acc, val_loss, test_loss, test_acc, matrix)
+            best_model = weights_copy(evaluated)
         metrics = EpochMetrics(
             epoch=epoch, train_loss=train_loss, train_accuracy=correct.item() / n_train,
             val_loss=val_loss, val_accuracy=val_acc, epoch_seconds=train_seconds,
@@ -370,7 +376,7 @@ def train_trial(
         if on_epoch is not None:
             state = TrainState(model.state_dict(), optimizer.state_dict(), epoch,
                                _capture_rng(shuffle, device), best, history,
-                               average.model.state_dict() if average else None)
+                               average.model.state_dict() if average else None, best_model)
             on_epoch(metrics, state)
         if diverged:
             status = "diverged"
@@ -380,7 +386,12 @@ def train_trial(
         status = "failed_to_learn"
     return TrialResult(status=status, epochs_run=len(history), best=best, history=history,
                        params=count_parameters(model), seconds=time.perf_counter() - began,
-                       device=str(device), precision=precision)
+                       device=str(device), precision=precision, best_model=best_model)
+
+
+def weights_copy(model: nn.Module) -> dict[str, Any]:
+    """The model's weights, copied to the CPU in the standard (contiguous) layout."""
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
 
 
 def measure_throughput(config: TrialConfig, data: FashionMNIST, batches: int = 20,

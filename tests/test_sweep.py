@@ -62,6 +62,18 @@ def test_smoke_sweep_writes_one_row_per_trial_and_epoch(tmp_path, synthetic_dir)
     assert view["best"]["trial_id"] == best["trial_id"] and view["total"] == 2
     assert view["best_folder"].startswith(str(tmp_path / "smoke" / "run_trial_"))
 
+    # The chosen trial's best-epoch weights, exported from its checkpoint and used.
+    assert trials["checkpoint"].str.endswith("/state.pt").all()
+    exported = runner.invoke(app, ["export", str(tmp_path / "smoke"), "-o",
+                                   str(tmp_path / "best.pt")])
+    assert exported.exit_code == 0, exported.output
+    assert f"exported trial {best['trial_id']}" in exported.stdout
+    sidecar = json.loads((tmp_path / "best.json").read_text())
+    assert sidecar["test_accuracy"] == best["test_accuracy"]
+    predicted = runner.invoke(app, ["predict", str(tmp_path / "best.pt"), "--json",
+                                    str(synthetic_dir / "t10k-images-idx3-ubyte.gz")])
+    assert len(json.loads(predicted.stdout)) == 300
+
 
 MIXED = """
 name: mixed

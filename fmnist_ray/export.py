@@ -1,0 +1,113 @@
+"""A trained model out of the tool: TorchScript that loads without this package, with a sidecar
+JSON (config, pixel normalisation, class names, test metrics), and predictions from it.
+
+The exported module takes float images of shape [N, 1, 28, 28] scaled to 0-1, light garment
+on a dark background as in Fashion-MNIST, and returns logits over the ten classes; the
+normalisation the model was trained with is inside it.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from fmnist_ray.config import TrialConfig
+from fmnist_ray.data import CLASS_NAMES, PIXEL_MEAN, PIXEL_STD
+from fmnist_ray.errors import UserError
+from fmnist_ray.train import build_trial_model
+
+FORMAT = "fmnist-ray/torchscript-1"
+
+
+class _Normalized(nn.Module):
+    """The trained model behind the normalisation it was trained with."""
+
+    def __init__(self, model: nn.Module, normalize: bool):
+        super().__init__()
+        self.model = model
+        self.mean = PIXEL_MEAN if normalize else 0.0
+        self.std = PIXEL_STD if normalize else 1.0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model((images - self.mean) / self.std)
+
+
+def sidecar_path(model_path: Path) -> Path:
+    return model_path.with_suffix(".json")
+
+
+def export_model(weights: dict[str, Any], config: TrialConfig, metrics: dict[str, Any],
+                 output: Path) -> Path:
+    """Write `output` (TorchScript) and its sidecar JSON; return the sidecar's path."""
+    if output.suffix != ".pt":
+        raise UserError(f"-o {output}: name the model file with .pt (its sidecar is .json)")
+    model = build_trial_model(config)
+    model.load_state_dict(weights)
+    wrapped = _Normalized(model.eval(), config.normalize).eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        # TorchScript is deprecated in favour of torch.export, but it is what loads anywhere
+        # with a bare `torch.jit.load`, no Python class needed.
+        warnings.simplefilter("ignore", FutureWarning)
+        scripted = torch.jit.trace(wrapped, torch.zeros(2, 1, 28, 28))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    scripted.save(str(output))
+    sidecar = sidecar_path(output)
+    sidecar.write_text(json.dumps({
+        "format": FORMAT,
+        "input": "float32 [N, 1, 28, 28], pixels scaled to 0-1, light garment on a dark "
+                 "background; the model normalises them itself",
+        "output": "logits [N, 10]; softmax for probabilities",
+        "class_names": list(CLASS_NAMES),
+        "normalization": {"applied_inside": config.normalize, "mean": PIXEL_MEAN,
+                          "std": PIXEL_STD},
+        "config": config.model_dump(mode="json"),
+        **{k: v for k, v in metrics.items() if v is not None},
+    }, indent=2))
+    return sidecar
+
+
+def config_from_row(row: pd.Series) -> TrialConfig:
+    """A trial's config from its `trials.parquet` row."""
+    values = {k: row[k] for k in TrialConfig.model_fields if k in row and not _missing(row[k])}
+    if isinstance(values.get("hidden_sizes"), str):
+        values["hidden_sizes"] = [int(s) for s in values["hidden_sizes"].split("-")]
+    return TrialConfig(**{k: v.item() if hasattr(v, "item") else v for k, v in values.items()})
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def load_exported(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """An exported model and its sidecar, or a clear error naming the file."""
+    sidecar = sidecar_path(path)
+    try:
+        info = json.loads(sidecar.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{sidecar}: not found beside {path}; export the model with "
+                        f"`fmnist-ray export` (or train --save), which writes both") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{sidecar}: unreadable ({exc}); export the model again") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # see export_model
+            model = torch.jit.load(str(path), map_location="cpu").eval()
+    except (RuntimeError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: not a model this tool exported ({first}); pass the .pt "
+                        f"file `fmnist-ray export` wrote") from None
+    return model, info
+
+
+def predict(model: torch.jit.ScriptModule, images: np.ndarray) -> np.ndarray:
+    """Class probabilities [N, 10] for uint8 images [N, 28, 28]."""
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255).unsqueeze(1)
+        return torch.softmax(model(x), dim=1).numpy()

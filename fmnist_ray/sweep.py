@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow.fs as pafs
 import yaml
 from ray import tune
-from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
@@ -294,7 +294,8 @@ def build_tuner(spec: SweepSpec, data: FashionMNIST, storage: str, name: str,
             name=name, storage_path=storage_path,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[exporter, JsonLoggerCallback(), CSVLoggerCallback()],
+            callbacks=[exporter, JsonLoggerCallback(), CSVLoggerCallback(),
+                       TBXLoggerCallback()],
             verbose=0,  # progress is the caller's, through on_update
         ),
     )
@@ -416,7 +417,8 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
         results.write_text(uri, results.SPEC_FILE, spec_to_yaml(spec))
     # Ray's new console output ignores verbose=0 for its banners; the legacy engine honours it.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # Keep Ray's JSON/CSV result files (report falls back on them) but not TensorBoard's.
+    # Ray's JSON/CSV result files (report falls back on them) and TensorBoard event files, as
+    # listed in build_tuner's callbacks, not Ray's defaults on top.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     # A failed trial's traceback goes to its error.txt; the summary names it in one line.
     for noisy in ("ray.tune.execution.tune_controller", "ray.tune.tune"):

@@ -62,6 +62,18 @@ def test_smoke_sweep_writes_one_row_per_trial_and_epoch(tmp_path, synthetic_dir)
     assert view["best"]["trial_id"] == best["trial_id"] and view["total"] == 2
     assert view["best_folder"].startswith(str(tmp_path / "smoke" / "run_trial_"))
 
+    # TensorBoard event files per trial, read back with TensorBoard's own reader.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for trial_id in trials["trial_id"]:
+        [folder] = (tmp_path / "smoke").glob(f"run_trial_{trial_id}_*")
+        events = EventAccumulator(str(folder))
+        events.Reload()
+        logged = events.Scalars("ray/tune/val_accuracy")
+        rows = epochs[epochs["trial_id"] == trial_id].sort_values("epoch")
+        assert [e.step for e in logged] == rows["epoch"].tolist()
+        assert [e.value for e in logged] == pytest.approx(rows["val_accuracy"].tolist())
+
     # The chosen trial's best-epoch weights, exported from its checkpoint and used.
     assert trials["checkpoint"].str.endswith("/state.pt").all()
     exported = runner.invoke(app, ["export", str(tmp_path / "smoke"), "-o",

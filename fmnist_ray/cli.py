@@ -23,7 +23,8 @@ from fmnist_ray.config import TrialConfig
 from fmnist_ray.errors import UserError
 from fmnist_ray.spec_problems import describe_validation_error
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Fashion-MNIST training studies as Ray Tune sweeps, with HTML reports.")
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -45,6 +46,13 @@ NoWait = Annotated[bool, typer.Option(
 DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", envvar="FMNIST_DATA",
     help="Directory with the four Fashion-MNIST .gz files (default: installed copy or cache).")]
+
+
+EXAMPLES = (
+    "Examples:  fmnist-ray sweep sweeps/smoke.yaml  |  fmnist-ray sweep sweeps/batch_size.yaml "
+    "--dry-run  |  fmnist-ray report results/smoke -o reports/smoke.html  |  fmnist-ray ls  |  "
+    "fmnist-ray show results/smoke  |  fmnist-ray export results/smoke -o model.pt  |  "
+    "fmnist-ray predict model.pt shirt.png")
 
 
 def user_errors(command):
@@ -69,15 +77,20 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(invoke_without_command=True, epilog=EXAMPLES)
 def main(
+    context: typer.Context,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """Fashion-MNIST training studies as Ray Tune sweeps, with HTML reports."""
+    if context.invoked_subcommand is None:  # `fmnist-ray` alone: the help, not an error
+        console.print(context.get_help(), highlight=False)
+        raise typer.Exit()
 
 
-@app.command()
+@app.command(epilog=(
+    "Example: fmnist-ray data --data-dir ~/fashion-mnist"))
 @user_errors
 def data(data_dir: DataDir = None) -> None:
     """Find the dataset, verify every file, and say where it is."""
@@ -111,7 +124,8 @@ def _epoch_table(history) -> Table:
     return table
 
 
-@app.command()
+@app.command(epilog=(
+    "Example: fmnist-ray train --model cnn --lr 1e-3 --epochs 5 --save model.pt"))
 @user_errors
 def train(
     model: Annotated[str, typer.Option(help="mlp, cnn, deep_cnn_bn or resnet.")] = "cnn",
@@ -312,7 +326,10 @@ class _LogLines:
                           f"{settings}{scores}", highlight=False, soft_wrap=True)
 
 
-@app.command()
+@app.command(epilog=(
+    "Examples: fmnist-ray sweep sweeps/batch_size.yaml --dry-run  |  fmnist-ray sweep "
+    "sweeps/batch_size.yaml --set seeds=3  |  fmnist-ray sweep sweeps/tune.yaml --address "
+    "http://HEAD:8265"))
 @user_errors
 def sweep(
     spec_file: Annotated[Path, typer.Argument(metavar="SPEC.yaml", help="Sweep spec file.")],
@@ -370,7 +387,8 @@ def sweep(
     _run(spec, dataset, storage, address, quiet, resume, errored.value)
 
 
-@app.command()
+@app.command(epilog=(
+    "Example: fmnist-ray resume results/batch_size --errored resume"))
 @user_errors
 def resume(
     results_dir: Annotated[str, typer.Argument(
@@ -482,7 +500,8 @@ def _submit_job(address: str, args: list[str], files: dict[str, str], storage: s
         raise typer.Exit(outcome.exit_code if outcome.exit_code in (1, 2, 130) else 1)
 
 
-@app.command()
+@app.command(epilog=(
+    "Example: fmnist-ray doctor --address http://HEAD:8265 --storage s3://bucket/runs"))
 @user_errors
 def doctor(
     address: Address = None,
@@ -521,7 +540,8 @@ def doctor(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(epilog=(
+    "Example: fmnist-ray export results/batch_size -o model.pt"))
 @user_errors
 def export(
     results_dir: Annotated[str, typer.Argument(
@@ -552,7 +572,8 @@ def export(
                   highlight=False)
 
 
-@app.command()
+@app.command(epilog=(
+    "Example: fmnist-ray predict model.pt shirt.jpg boot.png --json"))
 @user_errors
 def predict(
     model: Annotated[Path, typer.Argument(metavar="MODEL.pt", help="An exported model.")],
@@ -580,7 +601,7 @@ def predict(
                       highlight=False)
 
 
-@app.command("ls")
+@app.command("ls", epilog="Example: fmnist-ray ls results --json")
 @user_errors
 def list_sweeps(
     storage: Annotated[str, typer.Argument(
@@ -623,7 +644,8 @@ HEADERS = {"trial_id": "trial", "epochs_run": "epochs", "best_epoch": "best epoc
            "test_accuracy": "test acc", "test_loss": "test loss", "seconds": "s"}
 
 
-@app.command()
+@app.command(epilog=(
+    "Example: fmnist-ray show results/learning_rate --sort test_accuracy --top 5"))
 @user_errors
 def show(
     results_dir: Annotated[str, typer.Argument(
@@ -669,7 +691,9 @@ def _cell(value) -> str:
     return "" if value is None else str(value)
 
 
-@app.command()
+@app.command(epilog=(
+    "Examples: fmnist-ray report results/smoke -o reports/smoke.html  |  fmnist-ray report "
+    "--all results -o reports/index.html"))
 @user_errors
 def report(
     results_dirs: Annotated[list[str] | None, typer.Argument(

@@ -67,3 +67,12 @@ def test_help_report_and_spec_validation_import_neither_torch_nor_ray():
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_bare_command_and_short_help_show_usage_with_examples():
+    bare = runner.invoke(app, [])
+    assert bare.exit_code == 0 and "Usage: fmnist-ray" in bare.stdout
+    assert "fmnist-ray sweep sweeps/smoke.yaml" in bare.stdout
+    short = runner.invoke(app, ["sweep", "-h"])
+    assert short.exit_code == 0 and "--dry-run" in short.stdout
+    assert "Examples: fmnist-ray sweep sweeps/batch_size.yaml --dry-run" in short.stdout

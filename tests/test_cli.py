@@ -70,9 +70,9 @@ def test_help_report_and_spec_validation_import_neither_torch_nor_ray():
 
 
 def test_bare_command_and_short_help_show_usage_with_examples():
-    bare = runner.invoke(app, [])
+    bare = runner.invoke(app, [], prog_name="fmnist-ray")
     assert bare.exit_code == 0 and "Usage: fmnist-ray" in bare.stdout
     assert "fmnist-ray sweep sweeps/smoke.yaml" in bare.stdout
-    short = runner.invoke(app, ["sweep", "-h"])
+    short = runner.invoke(app, ["sweep", "-h"], prog_name="fmnist-ray")
     assert short.exit_code == 0 and "--dry-run" in short.stdout
     assert "Examples: fmnist-ray sweep sweeps/batch_size.yaml --dry-run" in short.stdout

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import os
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from fmnist_ray import __version__
@@ -184,19 +185,38 @@ def train(
                            weight_decay=weight_decay, momentum=momentum, seed=seed, device=device,
                            precision=precision)
     dataset = load_fashion_mnist(data_dir)
+    # Progress goes to stderr, so that with --json stdout stays one JSON object; with --json
+    # and no terminal to draw on, there is none.
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                        TextColumn("{task.fields[m]}"), TimeElapsedColumn(),
-                        console=err_console, disable=as_json)
-    with progress:
-        task = progress.add_task(f"{config.model} epoch 0/{config.epochs}", total=config.epochs,
-                                 m="")
+                        TextColumn("{task.fields[m]}"), TimeRemainingColumn(),
+                        TextColumn("left,"), TimeElapsedColumn(),
+                        console=err_console, disable=as_json and not err_console.is_terminal)
+    finished = []
+    began = time.monotonic()
+    try:
+        with progress:
+            task = progress.add_task(f"{config.model} epoch 1/{config.epochs}", total=None,
+                                     m="")
 
-        def on_epoch(metrics, _state) -> None:
-            progress.update(task, advance=1, description=f"{config.model} epoch "
-                            f"{metrics.epoch}/{config.epochs}",
-                            m=f"val acc {metrics.val_accuracy:.4f}")
+            def on_step(epoch: int, done: int, steps: int, loss: float) -> None:
+                progress.update(task, total=steps * config.epochs,
+                                completed=(epoch - 1) * steps + done,
+                                description=f"{config.model} epoch {epoch}/{config.epochs}",
+                                m=f"loss {loss:.4f}" + (f", val acc {finished[-1].val_accuracy:.4f}"
+                                                        if finished else ""))
 
-        result = train_trial(config, dataset, on_epoch=on_epoch)
+            def on_epoch(metrics, _state) -> None:
+                finished.append(metrics)
+
+            result = train_trial(config, dataset, on_epoch=on_epoch, on_step=on_step)
+    except KeyboardInterrupt:
+        best = max(finished, key=lambda m: m.val_accuracy, default=None)
+        so_far = (f"; best validation accuracy {best.val_accuracy:.4f} (epoch {best.epoch})"
+                  if best else "")
+        err_console.print(f"stopped after {time.monotonic() - began:.0f} s with "
+                          f"{len(finished)} of {config.epochs} epochs finished{so_far}; "
+                          f"nothing was saved", highlight=False)
+        raise typer.Exit(130) from None
     saved = None
     if save is not None and result.best_model is not None:
         from fmnist_ray.export import export_model

@@ -34,6 +34,7 @@ EVAL_BATCH = {"cuda": 4096, "cpu": 512}
 # A 10-class model starts near ln(10) = 2.3; an epoch's mean training loss ten times that
 # (or NaN/inf) means the run has blown up and will not recover.
 DIVERGED_LOSS = 10 * CHANCE_LOSS
+PROGRESS_STEPS = 25  # training steps between progress calls (each reads the loss)
 # Training images measured in eval mode after each epoch, as many as validation holds, so the
 # train-vs-validation gap compares like with like (no dropout, augmentation or smoothing).
 TRAIN_PROBE_SIZE = 6_000
@@ -295,8 +296,12 @@ def train_trial(
     on_epoch: Callable[[EpochMetrics, TrainState], None] | None = None,
     start: TrainState | None = None,
     threads: int | None = None,
+    on_step: Callable[[int, int, int, float], None] | None = None,
 ) -> TrialResult:
     """Train `config.model` for `config.epochs` epochs, starting from `start` when given.
+
+    `on_step(epoch, steps_done, steps_per_epoch, loss)` is called every PROGRESS_STEPS
+    training steps and at the end of each epoch, for progress bars.
 
     A NaN, infinite or exploding training loss (see DIVERGED_LOSS) ends the run: `diverged`.
     A run that ends with its best validation accuracy at chance is `failed_to_learn`.
@@ -352,6 +357,9 @@ def train_trial(
                 average.update(step)
             loss_sum += loss.detach() * len(y)
             correct += (logits.detach().argmax(1) == y).sum()
+            done = step - (epoch - 1) * steps_per_epoch + 1
+            if on_step is not None and (done % PROGRESS_STEPS == 0 or done == steps_per_epoch):
+                on_step(epoch, done, steps_per_epoch, loss.item())
         train_loss = loss_sum.item() / n_train
         train_seconds = time.perf_counter() - tick
         diverged = not math.isfinite(train_loss) or train_loss > DIVERGED_LOSS

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from fmnist_ray.cli import app
 
-from .conftest import REPO, real_data, run_cli
+from .conftest import CLI, REPO, real_data, run_cli
 
 runner = CliRunner()
 
@@ -76,3 +76,44 @@ def test_bare_command_and_short_help_show_usage_with_examples():
     short = runner.invoke(app, ["sweep", "-h"], prog_name="fmnist-ray")
     assert short.exit_code == 0 and "--dry-run" in short.stdout
     assert "Examples: fmnist-ray sweep sweeps/batch_size.yaml --dry-run" in short.stdout
+
+
+def test_train_json_keeps_stdout_one_object_while_progress_goes_to_a_terminal(synthetic_dir):
+    """Under a pseudo-terminal on stderr, the per-batch bar (with time left) is drawn there."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    child = subprocess.Popen([*CLI, "train", "--model", "mlp", "--hidden", "32", "--epochs",
+                              "2", "--json", "--data-dir", str(synthetic_dir)], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    out, _ = child.communicate(timeout=120)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(master)
+    assert child.returncode == 0
+    assert json.loads(out)["status"] == "completed"
+    assert b"mlp epoch 2/2" in drawn and b"left" in drawn and b"loss " in drawn
+
+
+def test_ctrl_c_in_train_says_what_finished_and_exits_130(synthetic_dir):
+    import signal
+    import time
+
+    child = subprocess.Popen([*CLI, "train", "--model", "mlp", "--hidden", "32", "--epochs",
+                              "5000", "--data-dir", str(synthetic_dir)], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(10)  # past start-up, some epochs in
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert "stopped after" in err and "of 5000 epochs finished" in err
+    assert "Traceback" not in err

@@ -305,12 +305,35 @@ def _fmt(value, digits: int = 4) -> str:
     return "" if value is None or value != value else f"{value:.{digits}f}"
 
 
-def _trials_table(rows: list[dict], spec) -> Table:
+UNFINISHED = ("pending", "running", "paused")
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else \
+        f"{minutes}:{secs:02d}"
+
+
+def time_left(rows: list[dict], elapsed: float) -> str:
+    """Elapsed time and an estimate of the rest, from the epochs measured so far: the epochs
+    still to run, at the mean measured epoch time, shared by the trials running at once."""
+    epochs_done = sum(r["epochs_run"] or 0 for r in rows)
+    if not epochs_done:
+        return f"{_clock(elapsed)} elapsed, time left known after the first epoch"
+    per_epoch = sum(r["seconds"] or 0 for r in rows) / epochs_done
+    to_run = sum(max(r["epochs"] - (r["epochs_run"] or 0), 0) for r in rows
+                 if r["status"] in UNFINISHED)
+    at_once = max(1, sum(r["status"] == "running" for r in rows))
+    return f"{_clock(elapsed)} elapsed, ~{_clock(to_run * per_epoch / at_once)} left"
+
+
+def _trials_table(rows: list[dict], spec, elapsed: float = 0.0) -> Table:
     """The live view of a running sweep: one line per trial."""
     varied = [k for k in spec.axes] + (["seed"] if spec.seeds > 1 else [])
-    done = sum(r["status"] not in ("pending", "running") for r in rows)
-    table = Table(title=f"sweep {spec.name}: {done}/{len(rows)} trials finished",
-                  title_justify="left")
+    done = sum(r["status"] not in UNFINISHED for r in rows)
+    bound = " (at most: ASHA stops some early)" if spec.scheduler.type == "asha" else ""
+    table = Table(title=f"sweep {spec.name}: {done}/{len(rows)} trials finished, "
+                        f"{time_left(rows, elapsed)}{bound}", title_justify="left")
     for column in ("trial", "status", *(["variant"] if spec.variants else []), *varied,
                    "epoch", "val acc", "best val acc", "test acc"):
         table.add_column(column, justify="left" if column in ("trial", "status") else "right",
@@ -331,9 +354,10 @@ class _LogLines:
         self.varied = [k for k in spec.axes] + (["variant"] if spec.variants else []) + (
             ["seed"] if spec.seeds > 1 else [])
         self.seen: dict[str, str] = {}
+        self.began = time.monotonic()
 
     def __call__(self, rows: list[dict]) -> None:
-        done = sum(r["status"] not in ("pending", "running") for r in rows)
+        done = sum(r["status"] not in UNFINISHED for r in rows)
         for r in rows:
             if r["status"] == "pending" or self.seen.get(r["trial_id"]) == r["status"]:
                 continue
@@ -342,8 +366,9 @@ class _LogLines:
             scores = (f" epochs {r['epochs_run']}/{r['epochs']} best val acc "
                       f"{_fmt(r['best_val_accuracy'])} test acc {_fmt(r['test_accuracy'])}"
                       if r["status"] != "running" else "")
+            clock = time_left(rows, time.monotonic() - self.began)
             console.print(f"[{done}/{len(rows)}] trial {r['trial_id']} {r['status']}: "
-                          f"{settings}{scores}", highlight=False, soft_wrap=True)
+                          f"{settings}{scores} ({clock})", highlight=False, soft_wrap=True)
 
 
 @app.command(epilog=(
@@ -442,11 +467,36 @@ def resume(
          errored.value)
 
 
+def _print_resume_plan(spec, storage: str, errored: str) -> None:
+    """What a resume keeps and what it runs, in trial order, before Ray starts."""
+    from fmnist_ray.results import TRIALS_FILE, experiment_uri, has_started, read_table
+
+    uri = experiment_uri(storage, spec.name)
+    if not has_started(uri):
+        console.print(f"{uri}: nothing was saved before it stopped: starting it again",
+                      highlight=False)
+        return
+    try:
+        trials = read_table(uri, TRIALS_FILE).sort_values("trial_id")
+    except UserError:
+        return  # no export yet: Ray's own state says what to run
+    rerun = ["interrupted", *UNFINISHED, *(["errored"] if errored != "keep" else [])]
+    runs = trials[trials["status"].isin(rerun)]
+    kept = len(trials) - len(runs)
+    how = {"keep": "", "resume": " (errored ones from their checkpoints)",
+           "restart": " (errored ones from scratch)"}[errored]
+    ids = ", ".join(runs["trial_id"].head(8)) + (", ..." if len(runs) > 8 else "")
+    console.print(f"resuming {uri}: keeping {kept} finished trial(s); running "
+                  f"{len(runs)}{how}{': ' + ids if len(runs) else ''}", highlight=False)
+
+
 def _run(spec, dataset, storage: str, address: str | None, quiet: bool, resume: bool,
          errored: str) -> None:
     """Run or resume a sweep with progress, then print its summary and set the exit code."""
     from rich.live import Live
 
+    if resume:
+        _print_resume_plan(spec, storage, errored)
     where = f"connecting to Ray at {address}" if address else "starting Ray on this machine"
     starting = contextlib.nullcontext()
     if not quiet and console.is_terminal:
@@ -464,14 +514,18 @@ def _run(spec, dataset, storage: str, address: str | None, quiet: bool, resume: 
         if quiet:
             summary = run()
         elif console.is_terminal:
+            began = time.monotonic()
             with Live(_trials_table([], spec), console=console, auto_refresh=False) as live:
-                summary = run(
-                    on_update=lambda rows: live.update(_trials_table(rows, spec), refresh=True))
+                summary = run(on_update=lambda rows: live.update(
+                    _trials_table(rows, spec, time.monotonic() - began), refresh=True))
             console.print()
         else:  # a log file or CI: one line each time a trial starts or ends
             summary = run(on_update=_LogLines(spec))
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items()))
-    console.print(f"sweep finished in {summary.seconds:.0f} s: {counts}")
+    if summary.interrupted:
+        console.print(f"sweep stopped after {summary.seconds:.0f} s: {counts}")
+    else:
+        console.print(f"sweep finished in {summary.seconds:.0f} s: {counts}")
     budget = spec.time_budget_minutes
     if budget and summary.seconds >= budget * 60:
         console.print(f"the time budget of {budget:g} min ended the search; trials it cut short "

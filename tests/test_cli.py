@@ -117,3 +117,15 @@ def test_ctrl_c_in_train_says_what_finished_and_exits_130(synthetic_dir):
     assert child.returncode == 130, err
     assert "stopped after" in err and "of 5000 epochs finished" in err
     assert "Traceback" not in err
+
+
+def test_time_left_comes_from_measured_epochs_shared_by_running_trials():
+    from fmnist_ray.cli import time_left
+
+    rows = [{"status": "completed", "epochs": 4, "epochs_run": 4, "seconds": 40.0},
+            {"status": "running", "epochs": 4, "epochs_run": 1, "seconds": 10.0},
+            {"status": "running", "epochs": 4, "epochs_run": 0, "seconds": 0.0},
+            {"status": "pending", "epochs": 4, "epochs_run": 0, "seconds": 0.0}]
+    # 10 s per epoch measured; 3 + 4 + 4 epochs to run, two trials at a time: 55 s.
+    assert time_left(rows, 75) == "1:15 elapsed, ~0:55 left"
+    assert time_left(rows[2:], 3) == "0:03 elapsed, time left known after the first epoch"

@@ -118,8 +118,17 @@ def test_ctrl_c_keeps_finished_trials_and_prints_the_resume_command(tmp_path, sy
     out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     assert f"Resume with: fmnist-ray resume {experiment}" in out
+    assert "sweep stopped after" in out and "sweep finished" not in out
     trials = pd.read_parquet(experiment / "trials.parquet")
-    assert (trials["status"] == "completed").sum() >= 1
+    done = int((trials["status"] == "completed").sum())
+    assert done >= 1
+
+    resumed = run_cli("resume", str(experiment), "--quiet", "--data-dir", str(synthetic_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    unfinished = sorted(trials.loc[trials["status"] != "completed", "trial_id"])
+    assert resumed.stdout.splitlines()[0] == (
+        f"resuming {experiment}: keeping {done} finished trial(s); running {len(unfinished)}: "
+        f"{', '.join(unfinished)}")
 
 
 def test_report_survives_truncated_and_missing_exports(tmp_path, synthetic_dir):

@@ -595,9 +595,18 @@ def doctor(
         return
     from fmnist_ray.cluster import doctor as checks
 
-    with ray_session(address):
-        nodes = checks.nodes()
-        found = checks.run_checks(storage, str(data_dir) if data_dir else None)
+    if not address:
+        console.print("no --address: checking an embedded local Ray on this machine (pass "
+                      "--address to check a cluster)", highlight=False)
+    local = None if "://" in storage else Path(storage).expanduser()
+    made = local is not None and not local.exists()
+    try:
+        with ray_session(address):
+            nodes = checks.nodes()
+            found = checks.run_checks(storage, str(data_dir) if data_dir else None)
+    finally:
+        if made and local.is_dir() and not any(local.iterdir()):
+            local.rmdir()  # the check leaves no empty folder behind
     table = Table(title=f"{len(nodes)} node(s)", title_justify="left")
     for column in ("node", "address", "role", "CPUs", "GPUs"):
         table.add_column(column)

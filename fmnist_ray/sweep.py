@@ -180,6 +180,14 @@ class ResultsExporter(tune.Callback):
         self.epochs: dict[tuple[str, int], dict[str, Any]] = {}
         self.last_write = 0.0
 
+    @property
+    def _newest(self) -> dict[str, dict[str, Any]]:
+        """Each trial's newest result (an attribute created on first use: exporters pickled
+        by earlier versions, restored on resume, lack it)."""
+        if "_newest_results" not in self.__dict__:
+            self._newest_results: dict[str, dict[str, Any]] = {}
+        return self._newest_results
+
     def setup(self, **info):
         """Pick up what an earlier run of this sweep recorded, so a resume loses no epoch."""
         try:
@@ -197,7 +205,8 @@ class ResultsExporter(tune.Callback):
             config = self.spec.trial_config(trial.config)
             history = sorted((r for (tid, _), r in self.epochs.items() if tid == trial.trial_id),
                              key=lambda r: r["epoch"])
-            last = trial.last_result or {}
+            # Tune calls back before it updates `trial.last_result`: the newest is kept here.
+            last = self._newest.get(trial.trial_id) or trial.last_result or {}
             error = None
             if trial.status == "ERROR":
                 error = error_summary(trial)
@@ -230,6 +239,7 @@ class ResultsExporter(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         # A trial retried from a checkpoint reports some epochs again: keep the newest.
         self.epochs[(trial.trial_id, result["epoch"])] = results.epoch_row(trial.trial_id, result)
+        self._newest[trial.trial_id] = result
         if time.monotonic() - self.last_write > self.every_seconds:
             self.write(trials)
         self._show(trials)

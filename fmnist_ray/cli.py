@@ -167,9 +167,6 @@ def train(
         help="Save the best-validation weights as TorchScript, with a .json sidecar.")] = None,
 ) -> None:
     """Train one model without Ray and report its test accuracy."""
-    from fmnist_ray.data import load_fashion_mnist
-    from fmnist_ray.train import train_trial
-
     hidden_sizes = None
     if hidden is not None:
         try:
@@ -184,7 +181,6 @@ def train(
                            augment_flip=augment_flip, augment_erasing=augment_erasing,
                            weight_decay=weight_decay, momentum=momentum, seed=seed, device=device,
                            precision=precision)
-    dataset = load_fashion_mnist(data_dir)
     # Progress goes to stderr, so that with --json stdout stays one JSON object; with --json
     # and no terminal to draw on, there is none.
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
@@ -193,7 +189,11 @@ def train(
                         console=err_console, disable=as_json and not err_console.is_terminal)
     finished = []
     began = time.monotonic()
-    try:
+    try:  # Ctrl-C at any point from here on ends with a line saying what was finished
+        from fmnist_ray.data import load_fashion_mnist
+        from fmnist_ray.train import train_trial
+
+        dataset = load_fashion_mnist(data_dir)
         with progress:
             task = progress.add_task(f"{config.model} epoch 1/{config.epochs}", total=None,
                                      m="")

@@ -105,19 +105,37 @@ def test_train_json_keeps_stdout_one_object_while_progress_goes_to_a_terminal(sy
 
 
 def test_ctrl_c_in_train_says_what_finished_and_exits_130(synthetic_dir):
+    """SIGINT once training shows progress (stderr on a pseudo-terminal, as a user's)."""
+    import os
+    import pty
+    import select
     import signal
     import time
 
+    master, slave = pty.openpty()
     child = subprocess.Popen([*CLI, "train", "--model", "mlp", "--hidden", "32", "--epochs",
                               "5000", "--data-dir", str(synthetic_dir)], cwd=REPO,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(10)  # past start-up, some epochs in
+                             stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    drawn, deadline = b"", time.monotonic() + 240
+    while b"loss " not in drawn and time.monotonic() < deadline:  # training has begun
+        if select.select([master], [], [], 1)[0]:
+            drawn += os.read(master, 65536)
     child.send_signal(signal.SIGINT)
-    out, err = child.communicate(timeout=60)
-    assert child.returncode == 130, err
-    assert "stopped after" in err and "of 5000 epochs finished" in err
-    assert "Traceback" not in err
-
+    child.wait(timeout=120)
+    while select.select([master], [], [], 0.5)[0]:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(master)
+    assert child.returncode == 130, drawn[-2000:]
+    text = drawn.decode(errors="replace")
+    assert "stopped after" in text and "of 5000 epochs finished" in text
+    assert "Traceback" not in text
 
 def test_time_left_comes_from_measured_epochs_shared_by_running_trials():
     from fmnist_ray.cli import time_left

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 from fmnist_ray.errors import UserError
+from fmnist_ray.report.analysis import choose
 from fmnist_ray.report.axes import varied_axes
 from fmnist_ray.report.load import SweepResults, load_results
 from fmnist_ray.results import TRIALS_FILE, find_sweeps, open_storage
@@ -40,20 +41,11 @@ class SweepListing:
         return dict(self.__dict__)
 
 
-def _metric(results: SweepResults) -> tuple[str, bool]:
-    """The column a sweep chose on, and whether higher is better (validation, never test)."""
-    metric = results.spec.metric if results.spec else "val_accuracy"
-    loss = metric.endswith("loss")
-    return ("best_val_loss" if loss else "best_val_accuracy"), not loss
-
-
 def best_row(results: SweepResults) -> pd.Series | None:
     """The trial the sweep chose on validation, as the sweep's summary chooses it."""
-    column, higher = _metric(results)
-    scored = results.trials[results.trials["status"].isin(SCORED)].dropna(subset=[column])
-    if scored.empty:
-        return None
-    return scored.loc[scored[column].idxmax() if higher else scored[column].idxmin()]
+    scored = results.trials[results.trials["status"].isin(SCORED)]
+    label = choose(scored, results.metric, results.maximize)
+    return None if label is None else scored.loc[label]
 
 
 def _modified(uri: str) -> str:
@@ -74,7 +66,7 @@ def list_sweeps(storage: str) -> list[SweepListing]:
     listings = []
     for uri in find_sweeps(storage):
         results = load_results(uri)
-        column, _ = _metric(results)
+        column = results.metric
         best = best_row(results)
         statuses = results.trials["status"].value_counts().to_dict()
         listings.append(SweepListing(
@@ -131,7 +123,7 @@ def _trial_folder(uri: str, trial_id: str) -> str | None:
 def show_sweep(uri: str, sort: str | None = None, top: int | None = None) -> SweepView:
     """One sweep's trials, sorted by `sort` (default: the metric it chose on, best first)."""
     results = load_results(uri)
-    column, higher = _metric(results)
+    column, higher = results.metric, results.maximize
     axes = varied_axes(results.trials, results.spec)
     seeds = ["seed"] if results.trials["seed"].nunique() > 1 else []
     columns = [c for c in (*SHOWN[:2], *axes, *seeds, *SHOWN[2:]) if c in results.trials]

@@ -44,6 +44,8 @@ Address = Annotated[str | None, typer.Option(
     "HOST:6379 joins directly (on a cluster node); default: an embedded local Ray on 127.0.0.1.")]
 NoWait = Annotated[bool, typer.Option(
     "--no-wait", help="With a Ray Jobs address: submit and return without following the logs.")]
+ResultsDir = Annotated[str, typer.Argument(
+    metavar="RESULTS_DIR", help="A sweep's results folder, e.g. results/batch_size or s3://...")]
 DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", envvar="FMNIST_DATA",
     help="Directory with the four Fashion-MNIST .gz files (default: installed copy or cache).")]
@@ -436,8 +438,7 @@ def sweep(
     "Example: fmnist-ray resume results/batch_size --errored resume"))
 @user_errors
 def resume(
-    results_dir: Annotated[str, typer.Argument(
-        metavar="RESULTS_DIR", help="The sweep's results, e.g. results/batch_size or s3://...")],
+    results_dir: ResultsDir,
     address: Address = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No live progress table.")] = False,
     errored: Errored = ErroredTrials.keep,
@@ -469,10 +470,10 @@ def resume(
 
 def _print_resume_plan(spec, storage: str, errored: str) -> None:
     """What a resume keeps and what it runs, in trial order, before Ray starts."""
-    from fmnist_ray.results import TRIALS_FILE, experiment_uri, has_started, read_table
+    from fmnist_ray.results import TRIALS_FILE, experiment_uri, read_table, saved_state
 
     uri = experiment_uri(storage, spec.name)
-    if not has_started(uri):
+    if not saved_state(uri).started:
         console.print(f"{uri}: nothing was saved before it stopped: starting it again",
                       highlight=False)
         return
@@ -627,8 +628,7 @@ def doctor(
     "Example: fmnist-ray export results/batch_size -o model.pt"))
 @user_errors
 def export(
-    results_dir: Annotated[str, typer.Argument(
-        metavar="RESULTS_DIR", help="A sweep's results, e.g. results/batch_size.")],
+    results_dir: ResultsDir,
     output: Annotated[Path, typer.Option(
         "-o", "--output", metavar="MODEL.pt", help="The TorchScript file to write.")
     ] = Path("model.pt"),
@@ -731,8 +731,7 @@ HEADERS = {"trial_id": "trial", "epochs_run": "epochs", "best_epoch": "best epoc
     "Example: fmnist-ray show results/learning_rate --sort test_accuracy --top 5"))
 @user_errors
 def show(
-    results_dir: Annotated[str, typer.Argument(
-        metavar="RESULTS_DIR", help="A sweep's results, e.g. results/batch_size or s3://...")],
+    results_dir: ResultsDir,
     sort: Annotated[str | None, typer.Option(
         help="Sort by this column (default: the validation metric the sweep chose on).")
     ] = None,

@@ -112,11 +112,12 @@ def check_sweep_folder(uri: str, resume: bool, holding_lock: bool = False) -> bo
     A sweep killed before Ray saved its state is started again."""
     if not holding_lock:
         check_no_live_driver(uri)
-    started = results.has_started(uri)
-    if resume and not started and not results.exists(uri, results.SPEC_FILE):
+    saved = results.saved_state(uri)
+    started = saved.started
+    if resume and not started and not saved.spec:
         raise UserError(f"{uri}: no sweep to resume there; check --storage and --name, or "
                         f"run without --resume to start it")
-    if resume and started and not results.has_ray_state(uri):
+    if resume and started and not saved.ray_state:
         raise UserError(f"{uri}: Ray's saved state (experiment_state-*.json) is not there, so "
                         f"the sweep cannot continue; its results stay there; start it again "
                         f"with --name NEW")

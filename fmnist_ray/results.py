@@ -112,27 +112,30 @@ def experiment_uri(storage: str, name: str) -> str:
     return str(Path(storage).expanduser().resolve() / name)
 
 
-def has_started(uri: str) -> bool:
-    """Whether the sweep at `uri` saved anything a resume can use: Ray's state or an export.
+@dataclass(frozen=True)
+class SavedState:
+    """What a sweep's folder holds, read in one listing."""
 
-    A sweep killed in its first seconds leaves only its spec; it is started again, not resumed.
-    """
+    ray_state: bool  # Ray's experiment_state-*.json: what a resume restores from
+    export: bool  # trials.parquet
+    spec: bool  # spec.yaml
+
+    @property
+    def started(self) -> bool:
+        """Anything a resume can use. A sweep killed in its first seconds leaves only its
+        spec; it is started again, not resumed."""
+        return self.ray_state or self.export
+
+
+def saved_state(uri: str) -> SavedState:
     fs, root = open_storage(uri)
     try:
-        entries = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+        names = {e.base_name for e in fs.get_file_info(pafs.FileSelector(root,
+                                                                          allow_not_found=True))}
     except OSError:
-        return False
-    return any(e.base_name.startswith("experiment_state-") or e.base_name == TRIALS_FILE
-               for e in entries)
-
-
-def has_ray_state(uri: str) -> bool:
-    fs, root = open_storage(uri)
-    try:
-        entries = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
-    except OSError:
-        return False
-    return any(e.base_name.startswith("experiment_state-") for e in entries)
+        names = set()
+    return SavedState(ray_state=any(n.startswith("experiment_state-") for n in names),
+                      export=TRIALS_FILE in names, spec=SPEC_FILE in names)
 
 
 def find_sweeps(storage: str) -> list[str]:
@@ -185,11 +188,6 @@ def read_text(uri: str, filename: str) -> str:
                         f"(one `fmnist-ray sweep` wrote, e.g. results/smoke)") from None
 
 
-def exists(uri: str, filename: str) -> bool:
-    fs, root = open_storage(uri)
-    return fs.get_file_info(f"{root}/{filename}").type == pafs.FileType.File
-
-
 def read_table(uri: str, filename: str) -> pd.DataFrame:
     fs, root = open_storage(uri)
     try:
@@ -217,7 +215,7 @@ class RayTrialLog:
 
     records: list[dict[str, Any]]  # result.json: one per reported epoch
     params: dict[str, Any] | None  # params.json: the point of the search space
-    errored: bool  # its last attempt failed: error.txt was written after its last result
+    errored: bool  # its last attempt failed (see _last_attempt_failed), not only an earlier one
 
 
 def _last_attempt_failed(error_text: str | None, records: list[dict[str, Any]]) -> bool:

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from fmnist_ray import results
+from fmnist_ray import ray_files, results
 from fmnist_ray.cluster import ray_session
 from fmnist_ray.config import TrialConfig
 from fmnist_ray.data import (
@@ -160,7 +160,7 @@ def ray_epoch_records(uri: str) -> pd.DataFrame:
     keys = ("epoch", "val_accuracy", "epoch_seconds", "eval_seconds", "timestamp",
             "time_this_iter_s", "time_total_s")
     rows = [{"trial_id": tid, **{k: r.get(k) for k in keys}}
-            for tid, log in results.read_ray_logs(uri).items() for r in log.records]
+            for tid, log in ray_files.read_ray_logs(uri).items() for r in log.records]
     return pd.DataFrame(rows).drop_duplicates(["trial_id", "epoch"], keep="last")
 
 

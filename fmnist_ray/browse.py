@@ -17,6 +17,7 @@ from fmnist_ray.report.analysis import choose
 from fmnist_ray.report.axes import varied_axes
 from fmnist_ray.report.load import SweepResults, load_results
 from fmnist_ray.results import TRIALS_FILE, find_sweeps, open_storage
+from fmnist_ray.storage import is_uri
 
 # Trials that end with a score the sweep chooses from (errored, unstarted ones don't).
 SCORED = ("completed", "early_stopped", "failed_to_learn")
@@ -126,7 +127,10 @@ def show_sweep(uri: str, sort: str | None = None, top: int | None = None) -> Swe
     column, higher = results.metric, results.maximize
     axes = varied_axes(results.trials, results.spec)
     seeds = ["seed"] if results.trials["seed"].nunique() > 1 else []
-    columns = [c for c in (*SHOWN[:2], *axes, *seeds, *SHOWN[2:]) if c in results.trials]
+    reused = ["reused_from"] if results.trials.get("reused_from", pd.Series()).notna().any() \
+        else []
+    columns = [c for c in (*SHOWN[:2], *axes, *seeds, *SHOWN[2:], *reused)
+               if c in results.trials]
     key = sort or column
     if key not in results.trials:
         raise UserError(f"--sort {key}: not a column of {uri}/{TRIALS_FILE}; use one of "
@@ -168,7 +172,7 @@ def newest_checkpoint(uri: str, row: pd.Series) -> Path:
     recorded = row.get("checkpoint")
     if isinstance(recorded, str) and Path(recorded).is_file():
         return Path(recorded)
-    if "://" in uri:
+    if is_uri(uri):
         raise UserError(f"{uri}: export reads local results; copy the sweep's folder here "
                         f"first (e.g. `aws s3 sync {uri} results/{Path(uri).name}`)")
     folder = _trial_folder(uri, str(row["trial_id"]))

@@ -22,6 +22,7 @@ from rich.table import Table
 from fmnist_ray import __version__
 from fmnist_ray.config import TrialConfig
 from fmnist_ray.errors import UserError
+from fmnist_ray.outcomes import ACTIVE
 from fmnist_ray.spec_problems import describe_validation_error
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
@@ -46,6 +47,11 @@ NoWait = Annotated[bool, typer.Option(
     "--no-wait", help="With a Ray Jobs address: submit and return without following the logs.")]
 ResultsDir = Annotated[str, typer.Argument(
     metavar="RESULTS_DIR", help="A sweep's results folder, e.g. results/batch_size or s3://...")]
+NoReuse = Annotated[bool, typer.Option(
+    "--no-reuse", help="Train every trial, even one that already ran to its end under the same "
+    "storage (by default its stored result is reused).")]
+Overrides = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override a spec key, e.g. --set trial.epochs=2 (repeatable).")]
 DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", envvar="FMNIST_DATA",
     help="Directory with the four Fashion-MNIST .gz files (default: installed copy or cache).")]
@@ -307,7 +313,6 @@ def _fmt(value, digits: int = 4) -> str:
     return "" if value is None or value != value else f"{value:.{digits}f}"
 
 
-UNFINISHED = ("pending", "running", "paused")
 
 
 def _clock(seconds: float) -> str:
@@ -324,15 +329,20 @@ def time_left(rows: list[dict], elapsed: float) -> str:
         return f"{_clock(elapsed)} elapsed, time left known after the first epoch"
     per_epoch = sum(r["seconds"] or 0 for r in rows) / epochs_done
     to_run = sum(max(r["epochs"] - (r["epochs_run"] or 0), 0) for r in rows
-                 if r["status"] in UNFINISHED)
+                 if r["status"] in ACTIVE)
     at_once = max(1, sum(r["status"] == "running" for r in rows))
     return f"{_clock(elapsed)} elapsed, ~{_clock(to_run * per_epoch / at_once)} left"
 
 
+def _status(row: dict) -> str:
+    """A trial's status, with where its result came from when it was reused, not trained."""
+    return f"{row['status']} (reused)" if row.get("reused_from") else row["status"]
+
+
 def _trials_table(rows: list[dict], spec, elapsed: float = 0.0) -> Table:
     """The live view of a running sweep: one line per trial."""
-    varied = [k for k in spec.axes] + (["seed"] if spec.seeds > 1 else [])
-    done = sum(r["status"] not in UNFINISHED for r in rows)
+    varied = [k for k in spec.varied_keys if k != "variant"]
+    done = sum(r["status"] not in ACTIVE for r in rows)
     bound = " (at most: ASHA stops some early)" if spec.scheduler.type == "asha" else ""
     table = Table(title=f"sweep {spec.name}: {done}/{len(rows)} trials finished, "
                         f"{time_left(rows, elapsed)}{bound}", title_justify="left")
@@ -341,7 +351,7 @@ def _trials_table(rows: list[dict], spec, elapsed: float = 0.0) -> Table:
         table.add_column(column, justify="left" if column in ("trial", "status") else "right",
                          no_wrap=column == "trial")
     for r in rows:
-        cells = [r["trial_id"], r["status"]] + ([r["variant"] or ""] if spec.variants else [])
+        cells = [r["trial_id"], _status(r)] + ([r["variant"] or ""] if spec.variants else [])
         cells += [str(r[k]) for k in varied]
         cells += [f"{r['epochs_run']}/{r['epochs']}", _fmt(r["final_val_accuracy"]),
                   _fmt(r["best_val_accuracy"]), _fmt(r["test_accuracy"])]
@@ -353,13 +363,12 @@ class _LogLines:
     """Progress for non-terminals: a line whenever a trial changes status."""
 
     def __init__(self, spec) -> None:
-        self.varied = [k for k in spec.axes] + (["variant"] if spec.variants else []) + (
-            ["seed"] if spec.seeds > 1 else [])
+        self.varied = spec.varied_keys
         self.seen: dict[str, str] = {}
         self.began = time.monotonic()
 
     def __call__(self, rows: list[dict]) -> None:
-        done = sum(r["status"] not in UNFINISHED for r in rows)
+        done = sum(r["status"] not in ACTIVE for r in rows)
         for r in rows:
             if r["status"] == "pending" or self.seen.get(r["trial_id"]) == r["status"]:
                 continue
@@ -369,7 +378,7 @@ class _LogLines:
                       f"{_fmt(r['best_val_accuracy'])} test acc {_fmt(r['test_accuracy'])}"
                       if r["status"] != "running" else "")
             clock = time_left(rows, time.monotonic() - self.began)
-            console.print(f"[{done}/{len(rows)}] trial {r['trial_id']} {r['status']}: "
+            console.print(f"[{done}/{len(rows)}] trial {r['trial_id']} {_status(r)}: "
                           f"{settings}{scores} ({clock})", highlight=False, soft_wrap=True)
 
 
@@ -385,8 +394,7 @@ def sweep(
     name: Annotated[str | None, typer.Option(help="Results folder name (default: spec name).")
                     ] = None,
     address: Address = None,
-    overrides: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override a spec key, e.g. --set trial.epochs=2 (repeatable).")] = None,
+    overrides: Overrides = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Validate, list the trials and estimate the time; train nothing.")
     ] = False,
@@ -394,6 +402,10 @@ def sweep(
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue this sweep where it stopped (same spec, same --name).")
     ] = False,
+    extend: Annotated[bool, typer.Option(
+        "--extend", help="Grow the sweep already under this name to this spec (more seeds, "
+        "axis values, variants or samples): only the new trials train.")] = False,
+    no_reuse: NoReuse = False,
     errored: Errored = ErroredTrials.keep,
     no_wait: NoWait = False,
     data_dir: DataDir = None,
@@ -402,22 +414,27 @@ def sweep(
     from fmnist_ray.cluster.jobs import is_jobs_address, leave_job_working_dir
     from fmnist_ray.data import load_fashion_mnist
     from fmnist_ray.preflight import check_resources, check_storage, check_sweep_folder
-    from fmnist_ray.results import experiment_uri
     from fmnist_ray.spec_file import load_spec, spec_to_yaml
+    from fmnist_ray.storage import experiment_uri
 
     # --name is validated like the spec's own name (it becomes a directory).
     spec = load_spec(spec_file, overrides, name)
     leave_job_working_dir()
     if is_jobs_address(address) and not dry_run:
         args = ["sweep", "spec.yaml", "--storage", storage, "--errored", errored.value,
-                *(["--resume"] if resume else []), *(["--data-dir", str(data_dir)] if data_dir
-                                                     else [])]
+                *(["--resume"] if resume else []), *(["--extend"] if extend else []),
+                *(["--no-reuse"] if no_reuse else []),
+                *(["--data-dir", str(data_dir)] if data_dir else [])]
         _submit_job(address, args, {"spec.yaml": spec_to_yaml(spec)}, storage,
                     f"{storage.rstrip('/')}/{spec.name}", no_wait)
         return
     if not is_jobs_address(address):  # a job's storage is checked on the cluster
         check_storage(storage, spec.name, create=not dry_run)
-        if not dry_run:
+        if extend:
+            from fmnist_ray.sweep.extension import check_extension
+
+            check_extension(spec, experiment_uri(storage, spec.name))
+        elif not dry_run:
             check_sweep_folder(experiment_uri(storage, spec.name), resume)
     dataset = load_fashion_mnist(data_dir)
     if dry_run:
@@ -431,7 +448,46 @@ def sweep(
         _print_plan(plan_sweep(spec, dataset, cluster_cpus=cpus,
                                cluster_gpus=sum(n.gpus for n in nodes)), spec)
         return
-    _run(spec, dataset, storage, address, quiet, resume, errored.value)
+    _run(spec, dataset, storage, address, quiet, resume, errored.value, extend=extend,
+         reuse=not no_reuse)
+
+
+@app.command(epilog=(
+    "Examples: fmnist-ray extend results/batch_size --set seeds=3  |  fmnist-ray extend "
+    "results/tune --set num_samples=40"))
+@user_errors
+def extend(
+    results_dir: ResultsDir,
+    overrides: Overrides = None,
+    address: Address = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No live progress table.")] = False,
+    no_reuse: NoReuse = False,
+    no_wait: NoWait = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Grow a sweep with its stored spec changed by --set: only the new trials train."""
+    from fmnist_ray.cluster.jobs import is_jobs_address
+    from fmnist_ray.data import load_fashion_mnist
+    from fmnist_ray.driver_lock import check_no_live_driver
+    from fmnist_ray.preflight import check_storage
+    from fmnist_ray.results import SPEC_FILE, read_text
+    from fmnist_ray.spec_file import load_spec_text, spec_to_yaml
+    from fmnist_ray.sweep.extension import check_extension
+
+    uri = results_dir.rstrip("/")
+    storage, _, name = uri.rpartition("/")
+    spec = load_spec_text(read_text(uri, SPEC_FILE), f"{uri}/{SPEC_FILE}", overrides, name)
+    if is_jobs_address(address):
+        args = ["sweep", "spec.yaml", "--storage", storage or ".", "--extend",
+                *(["--no-reuse"] if no_reuse else []),
+                *(["--data-dir", str(data_dir)] if data_dir else [])]
+        _submit_job(address, args, {"spec.yaml": spec_to_yaml(spec)}, storage, uri, no_wait)
+        return
+    check_storage(storage or ".", name, create=True)
+    check_no_live_driver(uri)
+    check_extension(spec, uri)
+    _run(spec, load_fashion_mnist(data_dir), storage or ".", address, quiet, False, "keep",
+         extend=True, reuse=not no_reuse)
 
 
 @app.command(epilog=(
@@ -449,8 +505,8 @@ def resume(
     from fmnist_ray.cluster.jobs import is_jobs_address
     from fmnist_ray.data import load_fashion_mnist
     from fmnist_ray.preflight import check_storage, check_sweep_folder
-    from fmnist_ray.results import SPEC_FILE, experiment_uri, read_text
-    from fmnist_ray.spec_file import parse_spec_text
+    from fmnist_ray.spec_file import read_stored_spec
+    from fmnist_ray.storage import experiment_uri
 
     uri = results_dir.rstrip("/")
     storage, _, name = uri.rpartition("/")
@@ -459,7 +515,7 @@ def resume(
                 *(["--data-dir", str(data_dir)] if data_dir else [])]
         _submit_job(address, args, {}, uri, uri, no_wait)
         return
-    spec = parse_spec_text(read_text(uri, SPEC_FILE), f"{uri}/{SPEC_FILE}")
+    spec = read_stored_spec(uri)
     if spec.name != name:
         spec = spec.model_copy(update={"name": name})
     check_storage(storage or ".", name, create=True)
@@ -470,7 +526,8 @@ def resume(
 
 def _print_resume_plan(spec, storage: str, errored: str) -> None:
     """What a resume keeps and what it runs, in trial order, before Ray starts."""
-    from fmnist_ray.results import TRIALS_FILE, experiment_uri, read_table, saved_state
+    from fmnist_ray.results import TRIALS_FILE, read_table, saved_state
+    from fmnist_ray.storage import experiment_uri
 
     uri = experiment_uri(storage, spec.name)
     if not saved_state(uri).started:
@@ -481,7 +538,7 @@ def _print_resume_plan(spec, storage: str, errored: str) -> None:
         trials = read_table(uri, TRIALS_FILE).sort_values("trial_id")
     except UserError:
         return  # no export yet: Ray's own state says what to run
-    rerun = ["interrupted", *UNFINISHED, *(["errored"] if errored != "keep" else [])]
+    rerun = ["interrupted", *ACTIVE, *(["errored"] if errored != "keep" else [])]
     runs = trials[trials["status"].isin(rerun)]
     kept = len(trials) - len(runs)
     how = {"keep": "", "resume": " (errored ones from their checkpoints)",
@@ -492,7 +549,7 @@ def _print_resume_plan(spec, storage: str, errored: str) -> None:
 
 
 def _run(spec, dataset, storage: str, address: str | None, quiet: bool, resume: bool,
-         errored: str) -> None:
+         errored: str, extend: bool = False, reuse: bool = True) -> None:
     """Run or resume a sweep with progress, then print its summary and set the exit code."""
     from rich.live import Live
 
@@ -511,7 +568,7 @@ def _run(spec, dataset, storage: str, address: str | None, quiet: bool, resume: 
 
             session.enter_context(ray_session(address))
         run = functools.partial(run_sweep, spec, dataset, storage, resume=resume,
-                                errored=errored)
+                                errored=errored, extend=extend, reuse=reuse)
         if quiet:
             summary = run()
         elif console.is_terminal:
@@ -531,6 +588,10 @@ def _run(spec, dataset, storage: str, address: str | None, quiet: bool, resume: 
     if budget and summary.seconds >= budget * 60:
         console.print(f"the time budget of {budget:g} min ended the search; trials it cut short "
                       f"count as early_stopped")
+    if summary.reused:
+        console.print(f"{summary.reused} trial(s) reused: they ran to their end before (in this "
+                      f"or another sweep under the same storage) and were not trained again; "
+                      f"--no-reuse trains them")
     console.print(f"results: {summary.experiment_uri}/trials.parquet, epochs.parquet")
     if summary.best:
         best = summary.best
@@ -599,7 +660,9 @@ def doctor(
     if not address:
         console.print("no --address: checking an embedded local Ray on this machine (pass "
                       "--address to check a cluster)", highlight=False)
-    local = None if "://" in storage else Path(storage).expanduser()
+    from fmnist_ray.storage import is_uri
+
+    local = None if is_uri(storage) else Path(storage).expanduser()
     made = local is not None and not local.exists()
     try:
         with ray_session(address):

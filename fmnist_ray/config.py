@@ -178,7 +178,17 @@ class SweepSpec(_Strict):
 
     @property
     def resolved_mode(self) -> str:
-        return self.mode or ("max" if self.metric.endswith("accuracy") else "min")
+        return self.mode or self.natural_mode
+
+    @property
+    def natural_mode(self) -> str:
+        """The way the metric improves: up for an accuracy, down for a loss."""
+        return "max" if self.metric.endswith("accuracy") else "min"
+
+    @property
+    def best_column(self) -> str:
+        """The trials column that ranks trials by the metric: their best epoch's score."""
+        return "best_val_loss" if self.metric.endswith("loss") else "best_val_accuracy"
 
     @property
     def max_t(self) -> int:
@@ -197,6 +207,16 @@ class SweepSpec(_Strict):
         """A `start_with` point as search-space values: a variant's name becomes its value."""
         variants = {v.name: v.value for v in self.variants}
         return {k: variants[v] if k == "variant" else v for k, v in point.items()}
+
+    @property
+    def searched_keys(self) -> list[str]:
+        """The trial settings the search varies: the axes, then `variant` if there are any."""
+        return [*self.axes, *(["variant"] if self.variants else [])]
+
+    @property
+    def varied_keys(self) -> list[str]:
+        """What tells the trials apart: the searched keys, and `seed` when there are several."""
+        return [*self.searched_keys, *(["seed"] if self.seeds > 1 else [])]
 
     @property
     def seed_values(self) -> list[int]:

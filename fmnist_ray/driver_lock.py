@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from fmnist_ray.errors import UserError
+from fmnist_ray.storage import is_uri
 
 LOCK_FILE = ".driver.lock"
 STALE_HOURS = 24.0
@@ -57,7 +58,7 @@ def check_no_live_driver(uri: str) -> None:
 @contextlib.contextmanager
 def driver_lock(uri: str, create: bool = True) -> Iterator[None]:
     """Hold the sweep at `uri` for this process; refuse with one line if another holds it."""
-    if "://" in uri:
+    if is_uri(uri):
         with _remote_lock(uri, create):
             yield
         return

@@ -15,6 +15,7 @@ from fmnist_ray import results
 from fmnist_ray.config import Resources
 from fmnist_ray.driver_lock import check_no_live_driver
 from fmnist_ray.errors import UserError
+from fmnist_ray.storage import is_uri
 
 # Ray writes trial folders (named after their settings) and files inside the sweep's folder.
 ROOM_FOR_RAY = 300
@@ -71,7 +72,7 @@ def check_storage(storage: str, name: str, create: bool = False) -> None:
     With `create`, the directory is made and written to (a real run); without, only inspected
     (a dry run leaves nothing behind). Storage URIs are checked by the cluster layer.
     """
-    if "://" in storage:
+    if is_uri(storage):
         return
     root = Path(storage).expanduser()
     label = f"--storage {storage}"

@@ -9,10 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +18,8 @@ import pyarrow.fs as pafs
 
 from fmnist_ray.config import TrialConfig
 from fmnist_ray.errors import UserError
-from fmnist_ray.outcomes import failed_to_learn
+from fmnist_ray.outcomes import Status, failed_to_learn
+from fmnist_ray.storage import is_uri
 
 TRIALS_FILE = "trials.parquet"
 EPOCHS_FILE = "epochs.parquet"
@@ -31,7 +29,7 @@ EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "train_eval_loss",
                  "eval_seconds", "images_per_second")
 
 
-def trial_status(ray_status: str, last_result: dict[str, Any], epochs: int) -> str:
+def trial_status(ray_status: str, last_result: dict[str, Any], epochs: int) -> Status:
     """completed | early_stopped | diverged | failed_to_learn | errored | running | pending |
     interrupted.
 
@@ -41,18 +39,18 @@ def trial_status(ray_status: str, last_result: dict[str, Any], epochs: int) -> s
     it was not given the time).
     """
     if ray_status == "ERROR":
-        return "errored"
+        return Status.ERRORED
     if ray_status in ("PENDING", "RUNNING", "PAUSED"):
-        return ray_status.lower()
+        return Status(ray_status.lower())
     if last_result.get("diverged"):
-        return "diverged"
+        return Status.DIVERGED
     if not last_result.get("epoch"):  # stopped before its first epoch (e.g. by a time budget)
-        return "interrupted"
+        return Status.INTERRUPTED
     if last_result.get("epoch", 0) < epochs:
-        return "early_stopped"
+        return Status.EARLY_STOPPED
     if failed_to_learn(last_result.get("best_val_accuracy")):
-        return "failed_to_learn"
-    return "completed"
+        return Status.FAILED_TO_LEARN
+    return Status.COMPLETED
 
 
 def epoch_row(trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -63,9 +61,12 @@ def epoch_row(trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
 
 def trial_row(trial_id: str, config: TrialConfig, variant: str | None, status: str,
               history: list[dict[str, Any]], last: dict[str, Any], error: str | None,
-              checkpoint: str | None = None) -> dict[str, Any]:
+              checkpoint: str | None = None, key: str | None = None,
+              reused_from: str | None = None) -> dict[str, Any]:
     """One row per trial: its settings, status, best/final/test metrics, cost, where it ran,
-    and its newest checkpoint (which holds the best epoch's weights too)."""
+    its newest checkpoint (which holds the best epoch's weights too), its content key (see
+    `fmnist_ray.sweep.store`) and, for a trial not trained but reused, the sweep/trial that
+    trained it."""
     settings = config.model_dump()
     settings["hidden_sizes"] = "-".join(str(s) for s in settings["hidden_sizes"])
     done = [h for h in history if h.get("val_accuracy") is not None]
@@ -91,25 +92,20 @@ def trial_row(trial_id: str, config: TrialConfig, variant: str | None, status: s
         "node_id": last.get("node_id"),
         "error": error,
         "checkpoint": checkpoint,
+        "trial_key": key,
+        "reused_from": reused_from,
     }
 
 
 def open_storage(uri: str) -> tuple[pafs.FileSystem, str]:
     """A filesystem and root path for a local directory or a URI such as `s3://bucket/dir`."""
-    if "://" not in uri:
+    if not is_uri(uri):
         return pafs.LocalFileSystem(), str(Path(uri).expanduser().resolve())
     try:
         return pafs.FileSystem.from_uri(uri)
     except Exception as exc:  # pyarrow raises several types for bad or unreachable URIs
         raise UserError(f"{uri}: cannot open storage ({exc}); check the URI and credentials") \
             from None
-
-
-def experiment_uri(storage: str, name: str) -> str:
-    """Where the sweep `name` keeps its results under `storage` (a directory or a URI)."""
-    if "://" in storage:
-        return f"{storage.rstrip('/')}/{name}"
-    return str(Path(storage).expanduser().resolve() / name)
 
 
 @dataclass(frozen=True)
@@ -145,13 +141,13 @@ def find_sweeps(storage: str) -> list[str]:
         entries = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
     except OSError:
         return []
-    base = storage.rstrip("/") if "://" in storage else root
+    base = storage.rstrip("/") if is_uri(storage) else root
     found = [f"{base}/{e.base_name}" for e in entries if e.type == pafs.FileType.Directory
              and fs.get_file_info(f"{e.path}/{TRIALS_FILE}").type == pafs.FileType.File]
     return sorted(found)
 
 
-def _write_bytes(fs: pafs.FileSystem, path: str, payload: bytes) -> None:
+def write_bytes(fs: pafs.FileSystem, path: str, payload: bytes) -> None:
     if isinstance(fs, pafs.LocalFileSystem):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(f"{path}.tmp-{os.getpid()}")
@@ -170,12 +166,12 @@ def write_table(uri: str, filename: str, rows: list[dict[str, Any]]) -> None:
     fs, root = open_storage(uri)
     buffer = io.BytesIO()
     pd.DataFrame(rows).to_parquet(buffer, index=False)
-    _write_bytes(fs, f"{root}/{filename}", buffer.getvalue())
+    write_bytes(fs, f"{root}/{filename}", buffer.getvalue())
 
 
 def write_text(uri: str, filename: str, text: str) -> None:
     fs, root = open_storage(uri)
-    _write_bytes(fs, f"{root}/{filename}", text.encode())
+    write_bytes(fs, f"{root}/{filename}", text.encode())
 
 
 def read_text(uri: str, filename: str) -> str:
@@ -199,109 +195,6 @@ def read_table(uri: str, filename: str) -> pd.DataFrame:
     except Exception as exc:  # truncated or foreign file
         raise UserError(f"{uri}/{filename}: unreadable ({exc}); re-export it by resuming the "
                         f"sweep") from None
-
-
-def _read_optional_text(fs: pafs.FileSystem, path: str) -> str | None:
-    try:
-        with fs.open_input_file(path) as handle:
-            return handle.read().decode(errors="replace")
-    except (FileNotFoundError, OSError):
-        return None
-
-
-@dataclass
-class RayTrialLog:
-    """What Ray itself wrote in one trial's folder."""
-
-    records: list[dict[str, Any]]  # result.json: one per reported epoch
-    params: dict[str, Any] | None  # params.json: the point of the search space
-    errored: bool  # its last attempt failed (see _last_attempt_failed), not only an earlier one
-
-
-def _last_attempt_failed(error_text: str | None, records: list[dict[str, Any]]) -> bool:
-    """Whether a trial's last attempt failed, rather than an earlier one it was retried after.
-
-    Ray appends `Failure # N (occurred at TIME)` to error.txt and restarts the count of
-    `iterations_since_restore` on every retry: the last attempt failed when there were more
-    failures than restarts, or a failure came after the last result.
-    """
-    if error_text is None:
-        return False
-    failures = re.findall(r"Failure # \d+ \(occurred at (\S+)\)", error_text)
-    if not failures:
-        return True
-    restarts = sum(r.get("iterations_since_restore") == 1 for r in records) - 1
-    try:
-        failed_at = datetime.strptime(failures[-1], "%Y-%m-%d_%H-%M-%S").timestamp()
-    except ValueError:
-        return True
-    return len(failures) > restarts or failed_at > records[-1].get("timestamp", 0)
-
-
-def read_ray_logs(uri: str) -> dict[str, RayTrialLog]:
-    """Ray's own per-trial files (`<trial dir>/result.json`, `params.json`), keyed by trial id.
-
-    These survive a sweep that died before its last export; a half-written last line is skipped.
-    """
-    fs, root = open_storage(uri)
-    found: dict[str, RayTrialLog] = {}
-    try:
-        entries = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
-    except OSError:
-        return found
-    for entry in entries:
-        if entry.type != pafs.FileType.Directory:
-            continue
-        text = _read_optional_text(fs, f"{entry.path}/result.json")
-        records = []
-        for line in (text or "").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict) and "trial_id" in record and "epoch" in record:
-                records.append(record)
-        if not records:
-            continue
-        params_text = _read_optional_text(fs, f"{entry.path}/params.json")
-        try:
-            params = json.loads(params_text) if params_text else None
-        except json.JSONDecodeError:
-            params = None
-        errored = _last_attempt_failed(_read_optional_text(fs, f"{entry.path}/error.txt"),
-                                       records)
-        found[records[-1]["trial_id"]] = RayTrialLog(records, params, errored)
-    return found
-
-
-def rebuild_from_ray_logs(uri: str, trial_config: Callable[[dict[str, Any]], TrialConfig],
-                          asha: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Trials and epochs rows rebuilt from Ray's own files, for a sweep that never exported.
-
-    A trial whose log stops short is `early_stopped` under ASHA when Ray marked it done, and
-    `interrupted` otherwise: Ray's log alone cannot tell more.
-    """
-    trial_rows, epoch_rows = [], []
-    for trial_id, log in sorted(read_ray_logs(uri).items()):
-        by_epoch = {int(r["epoch"]): r for r in log.records}
-        history = [epoch_row(trial_id, by_epoch[e]) for e in sorted(by_epoch)]
-        epoch_rows += history
-        last = log.records[-1]
-        config = trial_config(log.params or {})
-        if log.errored:
-            status = "errored"
-        elif last.get("diverged"):
-            status = "diverged"
-        elif int(last["epoch"]) >= config.epochs:
-            stuck = failed_to_learn(last.get("best_val_accuracy"))
-            status = "failed_to_learn" if stuck else "completed"
-        else:
-            status = "early_stopped" if asha and last.get("done") else "interrupted"
-        variant = (log.params or {}).get("variant") or {}
-        trial_rows.append(trial_row(trial_id, config, variant.get("name"), status, history,
-                                    last, "see error.txt in the trial folder"
-                                    if log.errored else None))
-    return trial_rows, epoch_rows
 
 
 def confusion_matrix(row: pd.Series) -> list[list[int]] | None:

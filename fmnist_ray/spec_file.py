@@ -260,8 +260,13 @@ def parse_spec_text(text: str, source: str) -> SweepSpec:
 def load_spec(path: Path | str, overrides: list[str] | None = None,
               name: str | None = None) -> SweepSpec:
     """Read and validate a sweep spec file, with `--set KEY=VALUE` overrides and `--name`."""
-    path = Path(path)
-    raw, lines = parse_yaml(read_spec_text(path), str(path))
+    return load_spec_text(read_spec_text(Path(path)), str(path), overrides, name)
+
+
+def load_spec_text(text: str, path: str, overrides: list[str] | None = None,
+                   name: str | None = None) -> SweepSpec:
+    """A spec from YAML text read from `path`, with `--set KEY=VALUE` overrides and `--name`."""
+    raw, lines = parse_yaml(text, path)
     overrides = list(overrides or [])
     labels = {o.partition("=")[0]: f"--set {_short(o)}" for o in overrides}
     if name is not None:
@@ -269,15 +274,23 @@ def load_spec(path: Path | str, overrides: list[str] | None = None,
         labels["name"] = f"--name {_short(name)}"
     if overrides:
         if not isinstance(raw, dict):
-            parse_spec(raw, str(path))  # refused: the file is not a mapping
+            parse_spec(raw, path)  # refused: the file is not a mapping
         raw = apply_overrides(raw, overrides)
         changed = [o for o in overrides if not o.startswith(("name=", "description="))]
         if changed and isinstance(raw.get("description"), str):
             # The description was written for the file as it is: say what --set changed.
             raw["description"] += f" (changed with --set {', '.join(changed)})"
-    return parse_spec(raw, str(path), lines, labels)
+    return parse_spec(raw, path, lines, labels)
 
 
 def spec_to_yaml(spec: SweepSpec) -> str:
     """The spec as YAML, stored beside the results so a resume can compare search spaces."""
     return yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+
+def read_stored_spec(uri: str) -> SweepSpec:
+    """The spec a sweep was started with, from `spec.yaml` beside its results, parsed again so
+    that settings added since come with their defaults."""
+    from fmnist_ray.results import SPEC_FILE, read_text
+
+    return parse_spec_text(read_text(uri, SPEC_FILE), f"{uri}/{SPEC_FILE}")

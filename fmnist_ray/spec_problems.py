@@ -252,7 +252,7 @@ def semantic_problems(spec: SweepSpec) -> list[str]:
     if spec.search != "grid" and not spec.axes and not spec.variants:
         problems.append(f"axes: {spec.search} search needs at least one axis; add one under "
                         f"axes: (e.g. lr: {{loguniform: [0.0001, 0.1]}})")
-    if spec.mode and spec.mode != ("max" if spec.metric.endswith("accuracy") else "min"):
+    if spec.mode and spec.mode != spec.natural_mode:
         problems.append(f"mode: '{spec.mode}' would optimise {spec.metric} the wrong way; "
                         f"remove mode or set it to {'max' if spec.mode == 'min' else 'min'}")
     if spec.scheduler.type == "asha":
@@ -372,7 +372,7 @@ def _start_point_problems(spec: SweepSpec) -> list[str]:
         problems.append(f"start_with: {len(spec.start_with)} start points but num_samples is "
                         f"{spec.num_samples}; raise num_samples or drop points")
     names = [v.name for v in spec.variants]
-    searched = [*spec.axes, *(["variant"] if spec.variants else [])]
+    searched = spec.searched_keys
     for i, point in enumerate(spec.start_with):
         found = len(problems)
         missing = [key for key in searched if key not in point]

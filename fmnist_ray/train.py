@@ -29,6 +29,9 @@ from fmnist_ray.models import build_model, count_parameters
 from fmnist_ray.outcomes import CHANCE_LOSS, failed_to_learn
 from fmnist_ray.schedules import WeightAverage, lr_factor
 
+# Bump whenever a change to training alters the numbers a config produces: stored trials of
+# earlier versions are then trained again instead of reused (see fmnist_ray.sweep.store).
+NUMERICS_VERSION = 1
 # Evaluation batches: large on a GPU (fewer launches); on a CPU larger ones only cost memory.
 EVAL_BATCH = {"cuda": 4096, "cpu": 512}
 # A 10-class model starts near ln(10) = 2.3; an epoch's mean training loss ten times that

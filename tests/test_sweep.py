@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fmnist_ray.cli import app
-from fmnist_ray.results import rebuild_from_ray_logs
+from fmnist_ray.ray_files import rebuild_from_ray_logs
 from fmnist_ray.spec_file import parse_spec_text
 
 from .conftest import run_cli

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fmnist_ray.errors import UserError
+from fmnist_ray.storage import is_uri
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 IN_JOB_ENV = "FMNIST_RAY_IN_JOB"
@@ -30,7 +31,7 @@ def is_jobs_address(address: str | None) -> bool:
 
 def check_remote_storage(storage: str) -> None:
     """Results written by a job must go where the user can read them back."""
-    if "://" not in storage and not Path(storage).is_absolute():
+    if not is_uri(storage) and not Path(storage).is_absolute():
         raise UserError(f"--storage {storage}: a job writes its results on the cluster, where "
                         f"a relative path would vanish with the job's working dir; use "
                         f"--storage s3://BUCKET/DIR (or gs://...) or an absolute shared path")

@@ -16,6 +16,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from fmnist_ray.errors import UserError
 from fmnist_ray.preflight import NodeSize
+from fmnist_ray.storage import is_uri
 
 START_HINT = "start a cluster with `ray start --head` or `ray up cluster.yaml`, or drop --address"
 
@@ -100,7 +101,7 @@ def _path_exists(path: str) -> bool:
 def check_shared_storage(storage: str) -> None:
     """On a multi-node cluster a local `--storage` must be a filesystem every node sees:
     trials write their checkpoints from whichever node runs them. Checked before any trial."""
-    if "://" in storage or len(alive_nodes()) < 2:
+    if is_uri(storage) or len(alive_nodes()) < 2:
         return
     root = Path(storage).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import pyarrow.fs as pafs
 from fmnist_ray.config import SweepSpec, TrialConfig
 from fmnist_ray.errors import UserError
 from fmnist_ray.outcomes import failed_to_learn
+from fmnist_ray.ray_files import rebuild_from_ray_logs
 from fmnist_ray.report.axes import Axis, describe_axis, label_configs, varied_axes
 from fmnist_ray.results import (
     EPOCH_COLUMNS,
@@ -24,7 +25,6 @@ from fmnist_ray.results import (
     TRIALS_FILE,
     open_storage,
     read_table,
-    rebuild_from_ray_logs,
 )
 from fmnist_ray.spec_file import parse_spec_text
 
@@ -55,8 +55,7 @@ class SweepResults:
     @property
     def metric(self) -> str:
         """The trials column that ranks trials: the best epoch of the spec's metric."""
-        loss = self.spec is not None and self.spec.metric.endswith("loss")
-        return "best_val_loss" if loss else "best_val_accuracy"
+        return self.spec.best_column if self.spec is not None else "best_val_accuracy"
 
     @property
     def maximize(self) -> bool:

@@ -74,10 +74,25 @@ def _reference_lines(found: SweepFindings) -> list[str]:
     return lines
 
 
+def _reuse_lines(results: SweepResults) -> list[str]:
+    """How many trials came from earlier sweeps' stored results instead of training."""
+    trials = results.trials
+    if "reused_from" not in trials:
+        return []
+    reused = trials["reused_from"].dropna()
+    if reused.empty:
+        return []
+    sources = sorted({source.rsplit("/", 1)[0] for source in reused})
+    return [f"{len(reused)} of {count_noun(len(trials), 'trial')} were reused, not trained: the "
+            f"same settings, data and training code ran to their end before (in "
+            f"{join_words(sources)}), and their stored results are shown as they were."]
+
+
 def summarize(results: SweepResults, found: SweepFindings | None = None) -> list[str]:
     """The written findings at the top of a report, one sentence (or a few) per item."""
     found = found or sweep_findings(results)
     lines = [f"{status_counts(results.trials)}."]
+    lines += _reuse_lines(results)
     lines += _chosen_lines(results, found)
     lines.append(_noise_line(found))
     if len(results.axes) > 1 and not found.search:

@@ -1,0 +1,94 @@
+"""Growing a sweep (`--extend`): which spec changes only add trials, and the points of the
+trials already run, for a searcher to go on from. Ray-free."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fmnist_ray import ray_files, results
+from fmnist_ray.config import Range, SweepSpec
+from fmnist_ray.errors import UserError
+from fmnist_ray.spec_file import read_stored_spec
+
+# Changing these changes what the existing trials are or how they are judged.
+FIXED = ("metric", "mode", "search", "scheduler", "trial")
+
+
+def _changed(stored: SweepSpec, grown: SweepSpec, keys: tuple[str, ...]) -> list[str]:
+    """`key (old -> new)` for each key that differs; nested settings by their own key."""
+    old = stored.model_dump(mode="json", exclude_none=True)
+    new = grown.model_dump(mode="json", exclude_none=True)
+    changes = []
+    for key in keys:
+        before, after = old.get(key), new.get(key)
+        if isinstance(before, dict) and isinstance(after, dict):
+            changes += [f"{key}.{k} ({_text(before.get(k))} -> {_text(after.get(k))})"
+                        for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+        elif _text(before) != _text(after):
+            changes.append(f"{key} ({_text(before)} -> {_text(after)})")
+    return changes
+
+
+def _text(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _configs(spec: SweepSpec) -> dict[str, dict[str, Any]]:
+    """The settings of every trial of a grid, by their JSON text."""
+    found = {}
+    for point in spec.grid_points():
+        config = spec.trial_config(point).model_dump(mode="json")
+        found[json.dumps(config, sort_keys=True)] = point
+    return found
+
+
+def _shown(point: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v['name'] if k == 'variant' else v}" for k, v in point.items())
+
+
+def extension_problems(stored: SweepSpec, grown: SweepSpec) -> list[str]:
+    """What keeps `grown` from being `stored` plus new trials: one phrase per problem."""
+    problems = [f"{change} changed" for change in _changed(stored, grown, FIXED)]
+    if problems:
+        return problems
+    sampled = any(isinstance(v, Range) for v in grown.axes.values())
+    if grown.search == "random" or (grown.search == "grid" and sampled):
+        return ["random search draws new points, not the earlier ones (use search: optuna)"]
+    if grown.search == "optuna":
+        problems += [f"{change} changed (the search space of the trials already run)"
+                     for change in _changed(stored, grown, ("axes", "variants"))]
+        if grown.num_samples < stored.num_samples:
+            problems.append(f"num_samples went down ({stored.num_samples} -> "
+                            f"{grown.num_samples})")
+        return problems
+    lost = [point for text, point in _configs(stored).items() if text not in _configs(grown)]
+    if lost:
+        problems.append(f"axes/variants/seeds: {len(lost)} trial(s) already run would no longer "
+                        f"be in the sweep (e.g. {_shown(lost[0])})")
+    return problems
+
+
+def check_extension(grown: SweepSpec, uri: str) -> None:
+    """Refuse, in one line, a change that is not an extension of the sweep at `uri` (or no
+    sweep there to extend)."""
+    if not results.saved_state(uri).spec:
+        raise UserError(f"{uri}: no sweep to extend there; check --storage and --name, or run "
+                        f"without --extend to start it")
+    problems = extension_problems(read_stored_spec(uri), grown)
+    if problems:
+        raise UserError(f"{uri}: cannot extend this sweep: {'; '.join(problems)}; an extension "
+                        f"may only add seeds, axis values, variants or samples: pass --name NEW "
+                        f"to start a new sweep instead")
+
+
+def earlier_points(uri: str) -> list[dict[str, Any]]:
+    """The search-space points of the sweep's trials so far, in the order they ran."""
+    try:
+        ids = list(results.read_table(uri, results.TRIALS_FILE)["trial_id"])
+    except UserError:
+        return []
+    logs = ray_files.read_ray_logs(uri)
+    # trials.parquet lists the trials in the order Tune created them.
+    return [logs[i].params for i in ids if i in logs and logs[i].params is not None]

@@ -1,0 +1,196 @@
+"""Run, resume or extend a sweep on the Ray the caller connected to, and sum up how it went."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from ray import tune
+
+from fmnist_ray import ray_files, results, train
+from fmnist_ray.cluster import check_shared_storage, node_sizes
+from fmnist_ray.config import SweepSpec
+from fmnist_ray.data import FashionMNIST, fingerprint
+from fmnist_ray.driver_lock import driver_lock
+from fmnist_ray.errors import UserError
+from fmnist_ray.outcomes import ACTIVE, Status
+from fmnist_ray.preflight import check_resources, check_storage, check_sweep_folder
+from fmnist_ray.spec_file import read_stored_spec, spec_to_yaml
+from fmnist_ray.storage import experiment_uri
+from fmnist_ray.sweep.exporter import DISPLAYS, ResultsExporter
+from fmnist_ray.sweep.extension import check_extension, earlier_points
+from fmnist_ray.sweep.store import TrialKeys, TrialStore
+from fmnist_ray.sweep.trainable import trainable
+from fmnist_ray.sweep.tuner import build_param_space, build_tuner
+
+
+@dataclass
+class SweepSummary:
+    """What a finished sweep did: where its results are and how each trial ended."""
+
+    experiment_uri: str
+    seconds: float
+    statuses: dict[str, int] = field(default_factory=dict)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (trial id, error line)
+    best: dict[str, Any] | None = None
+    reused: int = 0  # trials whose stored results were reused instead of trained
+
+    @property
+    def interrupted(self) -> bool:
+        """Trials left unfinished: the sweep was stopped (Ctrl-C) before the end."""
+        return any(s in self.statuses for s in (*ACTIVE, Status.INTERRUPTED))
+
+
+def best_trial(rows: list[dict[str, Any]], spec: SweepSpec) -> dict[str, Any] | None:
+    """The trial whose best epoch scored best on the spec's metric (errored trials excluded)."""
+    scored = [r for r in rows if r["status"] != Status.ERRORED and r["test_accuracy"] is not None]
+    if not scored:
+        return None
+    sign = -1 if spec.resolved_mode == "min" else 1
+    return max(scored, key=lambda r: sign * r[spec.best_column])
+
+
+STORAGE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                  errno.EROFS: "the storage became read-only",
+                  errno.EACCES: "permission denied on the storage"}
+
+
+def _storage_fault(exc: BaseException) -> str | None:
+    """What went wrong with the storage, if `exc` (or what caused it, on any node) is a full,
+    read-only or forbidden disk; None for any other failure."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+            return STORAGE_ERRNOS[exc.errno]
+        if isinstance(exc, OSError) and "No space left on device" in str(exc):
+            return STORAGE_ERRNOS[errno.ENOSPC]  # pyarrow's wording, errno not carried
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def stored_spec_differences(spec: SweepSpec, uri: str) -> list[str]:
+    """The spec keys whose values differ from those the sweep at `uri` was started with."""
+    try:
+        stored = yaml.safe_load(spec_to_yaml(read_stored_spec(uri)))
+    except UserError:
+        return []
+    current = yaml.safe_load(spec_to_yaml(spec))
+    keys = sorted(set(stored) | set(current))
+    return [k for k in keys if k != "description" and stored.get(k) != current.get(k)]
+
+
+def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str,
+              on_update: Callable[[list[dict[str, Any]]], None] | None = None,
+              resume: bool = False, errored: str = "keep", extend: bool = False,
+              reuse: bool = True) -> SweepSummary:
+    """Run the sweep on the Ray the caller connected to; results go to `<storage>/<spec.name>/`.
+
+    With `resume`, continue the sweep already there: finished trials are kept, unfinished ones
+    continue from their checkpoints, and errored ones are kept, `resume`d or `restart`ed.
+    With `extend`, grow it to `spec`: only trials not run before train. Every trial that ran to
+    its end under `storage` before, in any sweep, is reused unless `reuse` is off.
+    """
+    uri = experiment_uri(storage, spec.name)
+    check_storage(storage, spec.name, create=True)
+    check_shared_storage(storage)
+    check_resources(spec.resources, node_sizes(), "this Ray cluster")
+    with driver_lock(uri):
+        return _run_locked(spec, data, storage, uri, on_update, resume, errored, extend, reuse)
+
+
+def _quiet_ray() -> None:
+    # Ray's new console output ignores verbose=0 for its banners; the legacy engine honours it.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Only the result files build_tuner lists, not Ray's default loggers on top.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # A failed trial's traceback goes to its error.txt; the summary names it in one line.
+    for noisy in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    # Optuna: variants are dict-valued choices (fine in memory; it warns about storage) and it
+    # announces its in-memory study.
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="Choices for a categorical distribution")
+
+
+def _prepare(spec: SweepSpec, uri: str, resume: bool, extend: bool) -> tuple[bool, list]:
+    """Check the sweep folder against what was asked; whether Ray resumes, and for an
+    extension the points already run (for the searcher)."""
+    if extend:
+        check_extension(spec, uri)
+        points = earlier_points(uri) if spec.search == "optuna" else []
+        results.write_text(uri, results.SPEC_FILE, spec_to_yaml(spec))
+        return False, points
+    resume = check_sweep_folder(uri, resume, holding_lock=True)
+    if resume:
+        ray_files.restore_lost_checkpoint_dirs(uri)
+        changed = stored_spec_differences(spec, uri)
+        if changed:
+            raise UserError(f"{uri}: the spec changed since this sweep started "
+                            f"({', '.join(changed)}); Ray cannot change a sweep on resume: "
+                            f"use `fmnist-ray resume {uri}` to go on with the stored spec, "
+                            f"`fmnist-ray extend {uri}` to add trials, or --name NEW for a "
+                            f"new sweep")
+    else:
+        results.write_text(uri, results.SPEC_FILE, spec_to_yaml(spec))
+    return resume, []
+
+
+def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
+                on_update: Callable[[list[dict[str, Any]]], None] | None, resume: bool,
+                errored: str, extend: bool, reuse: bool) -> SweepSummary:
+    resume, points = _prepare(spec, uri, resume, extend)
+    _quiet_ray()
+    store = TrialStore(storage)
+    keys = TrialKeys(fingerprint(data), train.NUMERICS_VERSION)
+    run_trial = trainable(spec, data, store.load() if reuse else None, keys)
+    if on_update is not None:
+        DISPLAYS[uri] = on_update
+    began = time.monotonic()
+    try:
+        if resume:
+            tuner = tune.Tuner.restore(
+                uri, trainable=run_trial, param_space=build_param_space(spec),
+                resume_unfinished=True, resume_errored=errored == "resume",
+                restart_errored=errored == "restart")
+        else:
+            exporter = ResultsExporter(spec, uri, store=store, keys=keys)
+            tuner = build_tuner(spec, run_trial, storage, [exporter], points)
+        tuner.fit()
+    except Exception as exc:
+        storage_fault = _storage_fault(exc)
+        if storage_fault is None:
+            raise
+        raise UserError(f"{uri}: {storage_fault} while the sweep wrote its results; the "
+                        f"results written so far are kept; free space there (or fix its "
+                        f"permissions), then continue with `fmnist-ray resume {uri} --errored "
+                        f"resume`") from None
+    finally:
+        DISPLAYS.pop(uri, None)
+    return _summarize(spec, uri, time.monotonic() - began)
+
+
+def _summarize(spec: SweepSpec, uri: str, seconds: float) -> SweepSummary:
+    trials = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+              for row in results.read_table(uri, results.TRIALS_FILE).to_dict("records")]
+    unfinished = ray_files.unfinished_trial_ids(uri)
+    if unfinished:
+        for row in trials:
+            if row["trial_id"] in unfinished:
+                row["status"] = Status.INTERRUPTED
+        results.write_table(uri, results.TRIALS_FILE, trials)
+    summary = SweepSummary(uri, seconds)
+    for row in trials:
+        summary.statuses[row["status"]] = summary.statuses.get(row["status"], 0) + 1
+        if row["status"] == Status.ERRORED:
+            summary.errors.append((row["trial_id"], row["error"]))
+        summary.reused += bool(row.get("reused_from"))
+    summary.best = best_trial(trials, spec)
+    return summary

@@ -1,0 +1,93 @@
+"""The Ray Tune setup of a sweep: its search space, searcher, scheduler and run settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+from fmnist_ray.config import Range, SweepSpec
+from fmnist_ray.storage import is_uri
+
+
+def _dimension(values: list[Any] | Range, searched: bool):
+    """A Tune search dimension: grids stay grids unless a searcher (Optuna) must sample them."""
+    if isinstance(values, list):
+        return tune.choice(values) if searched else tune.grid_search(values)
+    if values.kind == "choice":
+        return tune.choice(values.choice)
+    if values.kind == "uniform":
+        return tune.uniform(*values.uniform)
+    if values.kind == "loguniform":
+        return tune.loguniform(*values.loguniform)
+    low, high = values.randint
+    return tune.randint(low, high + 1)  # Tune's upper bound is exclusive; ours is inclusive
+
+
+def build_param_space(spec: SweepSpec) -> dict[str, Any]:
+    searched = spec.search == "optuna"
+    space = {key: _dimension(values, searched) for key, values in spec.axes.items()}
+    if spec.variants:
+        space["variant"] = _dimension([v.value for v in spec.variants], searched)
+    if spec.seeds > 1:
+        space["seed"] = tune.grid_search(spec.seed_values)
+    return space
+
+
+def start_points(spec: SweepSpec, earlier: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """What Optuna evaluates first: the points of an extended sweep's earlier trials (reused,
+    not trained again, so TPE goes on from them), then the spec's `start_with` points."""
+    points = list(earlier)
+    for point in spec.start_with:
+        if (value := spec.start_point(point)) not in points:
+            points.append(value)
+    return points
+
+
+def build_searcher(spec: SweepSpec, earlier: list[dict[str, Any]] = ()):
+    """Optuna's TPE for `search: optuna` (None otherwise: Tune's grid / random search)."""
+    if spec.search != "optuna":
+        return None
+    # An extension's sampler gets a seed of its own: the spec's seed would draw the points of
+    # the first run again.
+    searcher = OptunaSearch(seed=spec.trial.seed + len(earlier),
+                            points_to_evaluate=start_points(spec, earlier) or None)
+    if spec.max_concurrent_trials:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent_trials)
+    return searcher
+
+
+def build_tuner(spec: SweepSpec, trainable, storage: str, callbacks: list,
+                earlier: list[dict[str, Any]] = ()) -> tune.Tuner:
+    searcher = build_searcher(spec, earlier)
+    scheduler = None
+    if spec.scheduler.type == "asha":
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=spec.max_t,
+                                  grace_period=spec.scheduler.grace_period,
+                                  reduction_factor=spec.scheduler.reduction_factor)
+    storage_path = storage if is_uri(storage) else str(Path(storage).expanduser().resolve())
+    return tune.Tuner(
+        trainable,
+        param_space=build_param_space(spec),
+        tune_config=tune.TuneConfig(
+            metric=spec.metric, mode=spec.resolved_mode, num_samples=spec.num_samples,
+            search_alg=searcher, scheduler=scheduler,
+            max_concurrent_trials=None if searcher else spec.max_concurrent_trials,
+            reuse_actors=True,
+            time_budget_s=spec.time_budget_minutes and spec.time_budget_minutes * 60,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name, storage_path=storage_path,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # Ray's JSON/CSV result files (report falls back on them) and TensorBoard files.
+            callbacks=[*callbacks, JsonLoggerCallback(), CSVLoggerCallback(),
+                       TBXLoggerCallback()],
+            verbose=0,  # progress is the caller's, through on_update
+        ),
+    )

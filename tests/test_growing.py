@@ -1,0 +1,217 @@
+"""Studies that grow, on a real local Ray: finished trials are reused by content key, never
+trained twice, and a sweep is extended with only its new trials training."""
+
+import json
+import pickle
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from fmnist_ray.cli import app
+from fmnist_ray.sweep.store import TrialStore
+
+from .conftest import CLI, REPO, run_cli
+
+runner = CliRunner()
+METRICS = ["status", "epochs_run", "best_epoch", "best_val_accuracy", "best_val_loss",
+           "final_val_loss", "test_accuracy", "test_loss", "test_confusion", "params"]
+EPOCH_METRICS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
+
+
+def read(results, name):
+    return (pd.read_parquet(results / name / "trials.parquet"),
+            pd.read_parquet(results / name / "epochs.parquet"))
+
+
+def sweep(storage, spec, data, *args, name=None, check=True):
+    result = run_cli("sweep", str(spec), "--storage", str(storage), "--quiet", "--data-dir",
+                     str(data), *(["--name", name] if name else []), *args)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def trained(trials):
+    """The trials this sweep trained itself (not reused from a stored result)."""
+    return trials[trials["reused_from"].isna()]
+
+
+def checkpoint_dirs(results, name):
+    return sorted((results / name).glob("run_trial_*/checkpoint_*"))
+
+
+@pytest.fixture
+def small_grid(tmp_path):
+    spec = tmp_path / "grid.yaml"
+    spec.write_text("name: grid\ntrial: {model: mlp, hidden_sizes: [32], batch_size: 256, "
+                    "epochs: 2}\naxes:\n  lr: [0.001, 0.003]\nseeds: 2\n")
+    return spec
+
+
+def test_a_second_sweep_reuses_every_trial_and_reports_the_same(tmp_path, small_grid,
+                                                                  synthetic_dir):
+    results = tmp_path / "results"
+    sweep(results, small_grid, synthetic_dir)
+    again = sweep(results, small_grid, synthetic_dir, name="again")
+    assert "4 trial(s) reused" in again.stdout
+
+    first, first_epochs = read(results, "grid")
+    second, second_epochs = read(results, "again")
+    assert first["trial_key"].notna().all() and first["reused_from"].isna().all()
+    # Every trial of the second sweep came from the first: none trained, none checkpointed.
+    expected = {f"grid/{t}" for t in first["trial_id"]}
+    assert set(second["reused_from"]) == expected
+    assert checkpoint_dirs(results, "again") == [] and len(checkpoint_dirs(results, "grid")) >= 4
+    by_key = first.set_index("trial_key")[METRICS]
+    pd.testing.assert_frame_equal(by_key, second.set_index("trial_key")[METRICS].loc[by_key.index])
+    # ... and each reused trial points at its stored state, which holds the best weights.
+    assert all(p.startswith(str(results / "trial-store" / "checkpoints")) for p in
+               second["checkpoint"])
+    ids = dict(zip(second["trial_id"], second["reused_from"], strict=True))
+    second_epochs["trial_id"] = second_epochs["trial_id"].map(ids).str.removeprefix("grid/")
+    key = ["trial_id", "epoch"]
+    pd.testing.assert_frame_equal(
+        first_epochs.sort_values(key)[key + EPOCH_METRICS].reset_index(drop=True),
+        second_epochs.sort_values(key)[key + EPOCH_METRICS].reset_index(drop=True))
+
+    # The reports agree in every finding and say the trials were reused.
+    findings = []
+    for name in ("grid", "again"):
+        out = tmp_path / f"{name}.html"
+        made = runner.invoke(app, ["report", str(results / name), "-o", str(out)])
+        assert made.exit_code == 0, made.output
+        findings.append(json.loads(out.with_suffix(".findings.json").read_text()))
+        if name == "again":
+            assert "4 of 4 trials were reused, not trained" in out.read_text()
+    assert _without_ids(findings[0]) == _without_ids(findings[1])
+
+    # Training code whose numbers changed (a bumped NUMERICS_VERSION) reuses nothing.
+    bumped = subprocess.run(
+        [sys.executable, "-c", "import sys; import fmnist_ray.train as t; "
+         "t.NUMERICS_VERSION += 1; from fmnist_ray.cli import app; app(sys.argv[1:])",
+         "sweep", str(small_grid), "--storage", str(results), "--name", "bumped", "--quiet",
+         "--data-dir", str(synthetic_dir)], cwd=REPO, capture_output=True, text=True,
+        timeout=300)
+    assert bumped.returncode == 0, bumped.stdout + bumped.stderr
+    retrained, _ = read(results, "bumped")
+    assert len(retrained) == 4 and retrained["reused_from"].isna().all()
+    assert not set(retrained["trial_key"]) & set(first["trial_key"])
+    # --no-reuse trains too.
+    forced = sweep(results, small_grid, synthetic_dir, "--no-reuse", name="forced")
+    assert "reused" not in forced.stdout
+    assert read(results, "forced")[0]["reused_from"].isna().all()
+
+
+def _without_ids(findings):
+    """A report's findings with the trial ids and sweep names, which differ by design, out."""
+    return json.loads(json.dumps(findings), object_hook=lambda d: {
+        k: v for k, v in d.items() if k not in ("trial_id", "sweep", "results")})
+
+
+def test_a_grid_grows_by_a_seed_and_an_axis_value_training_only_the_new_trials(
+        tmp_path, small_grid, synthetic_dir):
+    results = tmp_path / "results"
+    sweep(results, small_grid, synthetic_dir)
+    before, _ = read(results, "grid")
+    grown = run_cli("extend", str(results / "grid"), "--set", "seeds=3", "--set",
+                    "axes.lr=[0.001, 0.003, 0.01]", "--quiet", "--data-dir", str(synthetic_dir))
+    assert grown.returncode == 0, grown.stdout + grown.stderr
+    assert "4 trial(s) reused" in grown.stdout
+
+    trials, epochs = read(results, "grid")
+    assert len(trials) == 9 and trials["trial_id"].is_unique
+    assert sorted(zip(trials["lr"], trials["seed"], strict=True)) == sorted(
+        (lr, seed) for lr in (0.001, 0.003, 0.01) for seed in (0, 1, 2))
+    new = trained(trials)
+    assert len(new) == 5  # 3 x 3 less the 2 x 2 that ran before
+    assert not set(new["trial_key"]) & set(before["trial_key"])
+    assert set(trials["reused_from"].dropna()) == {f"grid/{t}" for t in before["trial_id"]}
+    assert len(epochs) == 9 * 2 and not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert set(epochs["trial_id"]) == set(trials["trial_id"])
+    assert "seeds: 3" in (results / "grid" / "spec.yaml").read_text()
+
+
+def test_an_optuna_sweep_grows_from_6_to_10_samples_and_tpe_goes_on_from_the_first_6(
+        tmp_path, synthetic_dir):
+    spec = tmp_path / "tpe.yaml"
+    spec.write_text("name: tpe\nsearch: optuna\nnum_samples: 6\nmax_concurrent_trials: 2\n"
+                    "trial: {model: mlp, hidden_sizes: [32], batch_size: 256, epochs: 1}\n"
+                    "axes:\n  lr: {loguniform: [0.0001, 0.03]}\n"
+                    "  optimizer: [adam, sgd_momentum]\n")
+    results = tmp_path / "results"
+    sweep(results, spec, synthetic_dir)
+    first, _ = read(results, "tpe")
+    grown = sweep(results, spec, synthetic_dir, "--extend", "--set", "num_samples=10")
+    assert "6 trial(s) reused" in grown.stdout
+
+    trials, _ = read(results, "tpe")
+    assert len(trials) == 10 and len(trained(trials)) == 4
+    assert set(trials["reused_from"].dropna()) == {f"tpe/{t}" for t in first["trial_id"]}
+    # The searcher was given the first 6 points, with their results, before it sampled more.
+    state = sorted((results / "tpe").glob("searcher-state-*.pkl"))[-1]
+    searcher = pickle.loads(state.read_bytes())
+    given = [(p["lr"], p["optimizer"]) for p in searcher["_points_to_evaluate"]]
+    assert given == list(zip(first["lr"], first["optimizer"], strict=True))
+    study = [t for t in searcher["_ot_study"].trials if t.value is not None]
+    assert len(study) == 10
+    assert [(t.params["lr"], t.params["optimizer"]) for t in study[:6]] == given
+    assert sorted(t.value for t in study[:6]) == sorted(first["best_val_accuracy"])
+    # The 4 new points are new: no point of the first 6 was sampled again.
+    assert not {(t.params["lr"], t.params["optimizer"]) for t in study[6:]} & set(given)
+
+
+def test_a_change_that_is_not_an_extension_is_refused_in_one_line(tmp_path, synthetic_dir):
+    results = tmp_path / "results"
+    (results / "grid").mkdir(parents=True)
+    (results / "grid" / "spec.yaml").write_text(
+        "name: grid\ntrial: {model: mlp, epochs: 2}\naxes:\n  lr: [0.001, 0.003]\n")
+    cases = {
+        ("--set", "trial.epochs=3"): "trial.epochs (2 -> 3) changed",
+        ("--set", "metric=val_loss"): "metric (\"val_accuracy\" -> \"val_loss\") changed",
+        ("--set", "axes.lr=[0.001]"): "1 trial(s) already run would no longer be in the sweep "
+                                      "(e.g. lr=0.003)",
+        ("--set", "scheduler.type=asha"): "scheduler.type (\"none\" -> \"asha\") changed",
+    }
+    for args, message in cases.items():
+        result = runner.invoke(app, ["extend", str(results / "grid"), *args, "--data-dir",
+                                     str(synthetic_dir)])
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0] and "--name NEW" in lines[0], lines
+    missing = runner.invoke(app, ["sweep", "sweeps/smoke.yaml", "--extend", "--storage",
+                                  str(results), "--data-dir", str(synthetic_dir)])
+    assert missing.exit_code == 2 and "no sweep to extend there" in missing.output
+    assert not (results / "smoke").exists()
+    assert (results / "grid" / "spec.yaml").read_text().count("epochs: 2") == 1  # unchanged
+
+
+def test_two_sweeps_at_once_on_one_storage_both_finish_and_the_store_stays_readable(
+        tmp_path, synthetic_dir):
+    results = tmp_path / "results"
+    specs = []
+    for name, lr in (("one", 0.001), ("two", 0.003)):
+        spec = tmp_path / f"{name}.yaml"
+        spec.write_text(f"name: {name}\ntrial: {{model: mlp, hidden_sizes: [32], batch_size: "
+                        f"256, epochs: 1}}\naxes:\n  lr: [{lr}, 0.01]\n")
+        specs.append(spec)
+    children = [subprocess.Popen([*CLI, "sweep", str(spec), "--storage", str(results),
+                                  "--quiet", "--data-dir", str(synthetic_dir)], cwd=REPO,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for spec in specs]
+    for child in children:
+        out, err = child.communicate(timeout=300)
+        assert child.returncode == 0, out + err
+    stored = TrialStore(str(results)).load()
+    keys = set()
+    for name in ("one", "two"):
+        trials, _ = read(results, name)
+        assert len(trials) == 2 and set(trials["status"]) == {"completed"}
+        keys |= set(trials["trial_key"])
+    # lr=0.01 is in both: trained once or twice (they ran at once), stored once.
+    assert set(stored) == keys and len(keys) == 3
+    assert all(len(s.results) == 1 and s.checkpoint for s in stored.values())
+    index = json.loads((results / "trial-store" / "index.json").read_text())
+    assert set(index) <= keys

@@ -23,6 +23,7 @@ from fmnist_ray import __version__
 from fmnist_ray.config import TrialConfig
 from fmnist_ray.errors import UserError
 from fmnist_ray.outcomes import ACTIVE
+from fmnist_ray.progress import LogLines, fmt, trials_table
 from fmnist_ray.spec_problems import describe_validation_error
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
@@ -282,6 +283,9 @@ def _cluster_nodes(address: str | None) -> list:
 def _print_plan(plan, spec) -> None:
     listed = plan.trials
     title = f"{len(plan.trials)} trial(s)"
+    if any(plan.reused):
+        title += (f", {sum(plan.reused)} of them reused from the trial store (they ran to "
+                  f"their end before; --no-reuse trains them)")
     if spec.search != "grid":
         listed = plan.trials[:len(spec.start_with)]
         title += (f": {len(listed)} start point(s), then {len(plan.trials) - len(listed)} "
@@ -292,9 +296,12 @@ def _print_plan(plan, spec) -> None:
     for column in columns:
         table.add_column(column)
     table.add_column("epochs", justify="right")
-    for i, trial in enumerate(listed, 1):
+    if any(plan.reused):
+        table.add_column("stored")
+    for i, (trial, reused) in enumerate(zip(listed, plan.reused, strict=False), 1):
         values = trial.model_dump()
-        table.add_row(str(i), *[str(values[c]) for c in columns], str(trial.epochs))
+        table.add_row(str(i), *[str(values[c]) for c in columns], str(trial.epochs),
+                      *(["reused" if reused else ""] if any(plan.reused) else []))
     console.print(table)
     for key, text in plan.space.items():
         console.print(f"  {spec.search} search samples {key}: {escape(text)}")
@@ -307,79 +314,6 @@ def _print_plan(plan, spec) -> None:
     if spec.time_budget_minutes and plan.seconds >= spec.time_budget_minutes * 60:
         bound = " (the time budget ends the search then)"
     console.print(f"estimated wall time: {estimate} of training, plus ~10 s to start Ray{bound}")
-
-
-def _fmt(value, digits: int = 4) -> str:
-    return "" if value is None or value != value else f"{value:.{digits}f}"
-
-
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else \
-        f"{minutes}:{secs:02d}"
-
-
-def time_left(rows: list[dict], elapsed: float) -> str:
-    """Elapsed time and an estimate of the rest, from the epochs measured so far: the epochs
-    still to run, at the mean measured epoch time, shared by the trials running at once."""
-    epochs_done = sum(r["epochs_run"] or 0 for r in rows)
-    if not epochs_done:
-        return f"{_clock(elapsed)} elapsed, time left known after the first epoch"
-    per_epoch = sum(r["seconds"] or 0 for r in rows) / epochs_done
-    to_run = sum(max(r["epochs"] - (r["epochs_run"] or 0), 0) for r in rows
-                 if r["status"] in ACTIVE)
-    at_once = max(1, sum(r["status"] == "running" for r in rows))
-    return f"{_clock(elapsed)} elapsed, ~{_clock(to_run * per_epoch / at_once)} left"
-
-
-def _status(row: dict) -> str:
-    """A trial's status, with where its result came from when it was reused, not trained."""
-    return f"{row['status']} (reused)" if row.get("reused_from") else row["status"]
-
-
-def _trials_table(rows: list[dict], spec, elapsed: float = 0.0) -> Table:
-    """The live view of a running sweep: one line per trial."""
-    varied = [k for k in spec.varied_keys if k != "variant"]
-    done = sum(r["status"] not in ACTIVE for r in rows)
-    bound = " (at most: ASHA stops some early)" if spec.scheduler.type == "asha" else ""
-    table = Table(title=f"sweep {spec.name}: {done}/{len(rows)} trials finished, "
-                        f"{time_left(rows, elapsed)}{bound}", title_justify="left")
-    for column in ("trial", "status", *(["variant"] if spec.variants else []), *varied,
-                   "epoch", "val acc", "best val acc", "test acc"):
-        table.add_column(column, justify="left" if column in ("trial", "status") else "right",
-                         no_wrap=column == "trial")
-    for r in rows:
-        cells = [r["trial_id"], _status(r)] + ([r["variant"] or ""] if spec.variants else [])
-        cells += [str(r[k]) for k in varied]
-        cells += [f"{r['epochs_run']}/{r['epochs']}", _fmt(r["final_val_accuracy"]),
-                  _fmt(r["best_val_accuracy"]), _fmt(r["test_accuracy"])]
-        table.add_row(*cells)
-    return table
-
-
-class _LogLines:
-    """Progress for non-terminals: a line whenever a trial changes status."""
-
-    def __init__(self, spec) -> None:
-        self.varied = spec.varied_keys
-        self.seen: dict[str, str] = {}
-        self.began = time.monotonic()
-
-    def __call__(self, rows: list[dict]) -> None:
-        done = sum(r["status"] not in ACTIVE for r in rows)
-        for r in rows:
-            if r["status"] == "pending" or self.seen.get(r["trial_id"]) == r["status"]:
-                continue
-            self.seen[r["trial_id"]] = r["status"]
-            settings = " ".join(f"{k}={r[k]}" for k in self.varied)
-            scores = (f" epochs {r['epochs_run']}/{r['epochs']} best val acc "
-                      f"{_fmt(r['best_val_accuracy'])} test acc {_fmt(r['test_accuracy'])}"
-                      if r["status"] != "running" else "")
-            clock = time_left(rows, time.monotonic() - self.began)
-            console.print(f"[{done}/{len(rows)}] trial {r['trial_id']} {_status(r)}: "
-                          f"{settings}{scores} ({clock})", highlight=False, soft_wrap=True)
 
 
 @app.command(epilog=(
@@ -446,7 +380,8 @@ def sweep(
         console.print(f"{spec_file}: valid sweep '{spec.name}'")
         cpus = sum(n.cpus for n in nodes) or os.cpu_count() or 1
         _print_plan(plan_sweep(spec, dataset, cluster_cpus=cpus,
-                               cluster_gpus=sum(n.gpus for n in nodes)), spec)
+                               cluster_gpus=sum(n.gpus for n in nodes),
+                               storage=None if no_reuse else storage), spec)
         return
     _run(spec, dataset, storage, address, quiet, resume, errored.value, extend=extend,
          reuse=not no_reuse)
@@ -573,12 +508,12 @@ def _run(spec, dataset, storage: str, address: str | None, quiet: bool, resume: 
             summary = run()
         elif console.is_terminal:
             began = time.monotonic()
-            with Live(_trials_table([], spec), console=console, auto_refresh=False) as live:
+            with Live(trials_table([], spec), console=console, auto_refresh=False) as live:
                 summary = run(on_update=lambda rows: live.update(
-                    _trials_table(rows, spec, time.monotonic() - began), refresh=True))
+                    trials_table(rows, spec, time.monotonic() - began), refresh=True))
             console.print()
         else:  # a log file or CI: one line each time a trial starts or ends
-            summary = run(on_update=_LogLines(spec))
+            summary = run(on_update=LogLines(spec, console))
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items()))
     if summary.interrupted:
         console.print(f"sweep stopped after {summary.seconds:.0f} s: {counts}")
@@ -775,7 +710,7 @@ def list_sweeps(
     for s in sweeps:
         statuses = ", ".join(f"{n} {k}" for k, n in s.statuses.items())
         table.add_row(s.name, str(s.trials), statuses, s.metric.removeprefix("best_"),
-                      _fmt(s.best_value), _fmt(s.best_test_accuracy), s.ran_at)
+                      fmt(s.best_value), fmt(s.best_test_accuracy), s.ran_at)
     _print_wide(table)
 
 
@@ -824,8 +759,8 @@ def show(
     settings = ", ".join(f"{k}={v}" for k, v in view.best_settings.items())
     console.print(f"chosen on {view.metric.removeprefix('best_')}: trial "
                   f"{view.best['trial_id']} ({settings}): {view.metric} "
-                  f"{_fmt(view.best[view.metric])}, test accuracy "
-                  f"{_fmt(view.best['test_accuracy'])}", highlight=False)
+                  f"{fmt(view.best[view.metric])}, test accuracy "
+                  f"{fmt(view.best['test_accuracy'])}", highlight=False)
     if view.best_folder:
         console.print(f"its checkpoints and logs: {view.best_folder}", highlight=False)
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from fmnist_ray.config import SweepSpec, TrialConfig
-from fmnist_ray.data import FashionMNIST
-from fmnist_ray.train import measure_throughput
+from fmnist_ray.data import FashionMNIST, fingerprint
+from fmnist_ray.sweep.store import TrialKeys, TrialStore
+from fmnist_ray.train import NUMERICS_VERSION, measure_throughput
 
 
 @dataclass
@@ -20,6 +21,7 @@ class SweepPlan:
     cpus: float
     gpus: float
     seconds: float  # estimated wall time, from calibration; an upper bound under ASHA
+    reused: list[bool]  # per trial: its result is in the trial store (grid trials only)
 
 
 def _varied_keys(trials: list[TrialConfig]) -> list[str]:
@@ -54,10 +56,23 @@ def _space(spec: SweepSpec) -> dict[str, str]:
     return space
 
 
+def _stored(spec: SweepSpec, trials: list[TrialConfig], data: FashionMNIST,
+            storage: str | None) -> list[bool]:
+    """Which of a grid's trials already ran to their end under `storage`: they are reused."""
+    stored = TrialStore(storage).load() if storage and spec.search == "grid" else {}
+    if not stored:
+        return [False] * len(trials)
+    keys = TrialKeys(fingerprint(data), NUMERICS_VERSION)
+    return [keys.key(trial) in stored for trial in trials]
+
+
 def plan_sweep(spec: SweepSpec, data: FashionMNIST, cluster_cpus: float,
-               cluster_gpus: float = 0.0, calibrate: bool = True) -> SweepPlan:
-    """Expand the trials, fit them to the cluster, and time a few batches of each distinct model."""
+               cluster_gpus: float = 0.0, calibrate: bool = True,
+               storage: str | None = None) -> SweepPlan:
+    """Expand the trials, find those the trial store under `storage` holds, fit the rest to
+    the cluster, and time a few batches of each distinct model."""
     trials = _trial_list(spec)
+    reused = _stored(spec, trials, data, storage)
     per_cpu = max(1, math.floor(cluster_cpus / spec.resources.cpu))
     per_gpu = (math.floor(cluster_gpus / spec.resources.gpu) if spec.resources.gpu else per_cpu)
     concurrency = max(1, min(per_cpu, per_gpu, spec.max_concurrent_trials or per_cpu))
@@ -66,7 +81,7 @@ def plan_sweep(spec: SweepSpec, data: FashionMNIST, cluster_cpus: float,
         speeds: dict[Any, float] = {}
         n_train = len(data.train_labels)
         eval_images = len(data.val_labels) + len(data.test_labels) / 2
-        for trial in trials:
+        for trial in (t for t, done in zip(trials, reused, strict=True) if not done):
             key = (trial.model, tuple(trial.hidden_sizes), trial.width, trial.depth,
                    trial.batch_size)
             if key not in speeds:
@@ -74,8 +89,8 @@ def plan_sweep(spec: SweepSpec, data: FashionMNIST, cluster_cpus: float,
             # Evaluation runs forward only, about a third of a training step per image.
             epoch = (n_train + eval_images / 3) / speeds[key]
             seconds += epoch * min(trial.epochs, spec.max_t)
-        seconds /= min(concurrency, len(trials)) or 1
+        seconds /= min(concurrency, reused.count(False)) or 1
         if spec.time_budget_minutes:
             seconds = min(seconds, spec.time_budget_minutes * 60)
     return SweepPlan(trials, _varied_keys(trials), _space(spec), concurrency,
-                     spec.resources.cpu, spec.resources.gpu, seconds)
+                     spec.resources.cpu, spec.resources.gpu, seconds, reused)

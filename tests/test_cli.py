@@ -138,7 +138,7 @@ def test_ctrl_c_in_train_says_what_finished_and_exits_130(synthetic_dir):
     assert "Traceback" not in text
 
 def test_time_left_comes_from_measured_epochs_shared_by_running_trials():
-    from fmnist_ray.cli import time_left
+    from fmnist_ray.progress import time_left
 
     rows = [{"status": "completed", "epochs": 4, "epochs_run": 4, "seconds": 40.0},
             {"status": "running", "epochs": 4, "epochs_run": 1, "seconds": 10.0},

@@ -66,6 +66,15 @@ def test_sweep_with_address_runs_trials_on_two_nodes(two_nodes, tmp_path, synthe
     head, worker = two_nodes.head_node.node_id, next(iter(two_nodes.worker_nodes)).node_id
     assert set(trials["node_id"]) == {head, worker}
     assert set(epochs["node_id"]) == {head, worker}
+    # The same trials again on the cluster, under another name: reused from the trial store
+    # that lives in the storage, not trained.
+    again = run_cli("sweep", "sweeps/smoke.yaml", "--address", two_nodes.address, "--name",
+                    "again", "--storage", str(tmp_path), "--quiet", "--data-dir",
+                    str(synthetic_dir))
+    assert again.returncode == 0, again.stderr
+    assert "2 trial(s) reused" in again.stdout
+    reused = pd.read_parquet(tmp_path / "again" / "trials.parquet")
+    assert set(reused["reused_from"]) == {f"smoke/{t}" for t in trials["trial_id"]}
 
 
 def test_without_address_a_sweep_starts_its_own_ray_beside_a_running_cluster(

@@ -55,6 +55,10 @@ def test_a_second_sweep_reuses_every_trial_and_reports_the_same(tmp_path, small_
                                                                   synthetic_dir):
     results = tmp_path / "results"
     sweep(results, small_grid, synthetic_dir)
+    planned = runner.invoke(app, ["sweep", str(small_grid), "--dry-run", "--storage",
+                                  str(results), "--name", "again", "--data-dir",
+                                  str(synthetic_dir)])
+    assert "4 trial(s), 4 of them reused from the trial store" in planned.output, planned.output
     again = sweep(results, small_grid, synthetic_dir, name="again")
     assert "4 trial(s) reused" in again.stdout
 
@@ -103,6 +107,16 @@ def test_a_second_sweep_reuses_every_trial_and_reports_the_same(tmp_path, small_
     forced = sweep(results, small_grid, synthetic_dir, "--no-reuse", name="forced")
     assert "reused" not in forced.stdout
     assert read(results, "forced")[0]["reused_from"].isna().all()
+
+
+def test_sweeps_started_by_earlier_versions_find_their_exporter_at_its_old_path():
+    """Ray pickles the exporter into tuner.pkl: `fmnist_ray.sweep.ResultsExporter`."""
+    from fmnist_ray.sweep.exporter import ResultsExporter
+
+    assert pickle.loads(b"cfmnist_ray.sweep\nResultsExporter\n.") is ResultsExporter
+    old = ResultsExporter.__new__(ResultsExporter)  # as unpickled: no attributes added since
+    old.__dict__.update({"spec": None, "uri": "x", "epochs": {}, "last_write": 0.0})
+    assert old.store is None and old.keys is None
 
 
 def _without_ids(findings):

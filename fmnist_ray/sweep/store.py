@@ -76,18 +76,19 @@ class TrialStore:
     def load(self) -> dict[str, StoredTrial]:
         """Every stored trial by key: the index, plus the entries written since it was built."""
         fs, root = open_storage(self.uri)
-        found = {k: StoredTrial(**v) for k, v in (_read_json(fs, f"{root}/{INDEX_FILE}") or
-                                                  {}).items()}
+        index = _read_json(fs, f"{root}/{INDEX_FILE}")
+        found = {k: e for k, v in (index if isinstance(index, dict) else {}).items()
+                 if (e := _entry(v)) is not None}
         try:
             names = fs.get_file_info(pafs.FileSelector(f"{root}/entries", allow_not_found=True))
         except OSError:
             return found
         for info in names:
             key = info.base_name.removesuffix(".json")
-            if key not in found and info.base_name.endswith(".json"):
-                entry = _read_json(fs, info.path)
-                if entry is not None:
-                    found[key] = StoredTrial(**entry)
+            if key in found or not info.base_name.endswith(".json"):
+                continue
+            if (entry := _entry(_read_json(fs, info.path))) is not None:
+                found[key] = entry
         return found
 
     def put(self, key: str, sweep: str, trial_id: str, config: TrialConfig,
@@ -121,6 +122,14 @@ class TrialStore:
         with path.open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
+
+
+def _entry(raw: Any) -> StoredTrial | None:
+    """A stored trial from its JSON, or None for one this version cannot read (it trains)."""
+    try:
+        return StoredTrial(**raw)
+    except TypeError:
+        return None
 
 
 def _read_json(fs: pafs.FileSystem, path: str) -> Any:

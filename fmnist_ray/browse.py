@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 from fmnist_ray.errors import UserError
+from fmnist_ray.outcomes import Status
 from fmnist_ray.report.analysis import choose
 from fmnist_ray.report.axes import varied_axes
 from fmnist_ray.report.load import SweepResults, load_results
@@ -20,7 +21,7 @@ from fmnist_ray.results import TRIALS_FILE, find_sweeps, open_storage
 from fmnist_ray.storage import is_uri
 
 # Trials that end with a score the sweep chooses from (errored, unstarted ones don't).
-SCORED = ("completed", "early_stopped", "failed_to_learn")
+SCORED = (Status.COMPLETED, Status.EARLY_STOPPED, Status.FAILED_TO_LEARN)
 SHOWN = ("trial_id", "status", "epochs_run", "best_epoch", "best_val_accuracy", "best_val_loss",
          "test_accuracy", "test_loss", "seconds")
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fmnist_ray.outcomes import Status
 from fmnist_ray.report.formatting import count_noun
 from fmnist_ray.report.load import SweepResults
 
-FAILED = ("diverged", "failed_to_learn")  # runs that are results about settings, not models
-ENDINGS = ("completed", "early_stopped", "failed_to_learn", "diverged", "errored")
+# Runs that are results about settings, not models.
+FAILED = (Status.DIVERGED, Status.FAILED_TO_LEARN)
+ENDINGS = (Status.COMPLETED, Status.EARLY_STOPPED, Status.FAILED_TO_LEARN, Status.DIVERGED,
+           Status.ERRORED)
 # Validation loss counts as having turned upward only when its rise since its lowest point
 # exceeds this many times the trial's typical epoch-to-epoch change.
 RISE_NOISE_MULTIPLE = 3.0
@@ -22,12 +25,12 @@ RISE_NOISE_MULTIPLE = 3.0
 
 def learned(trials: pd.DataFrame) -> pd.DataFrame:
     """Trials that trained and learned (no failure, error or unfinished run)."""
-    return trials[trials["status"].isin(["completed", "early_stopped"])]
+    return trials[trials["status"].isin([Status.COMPLETED, Status.EARLY_STOPPED])]
 
 
 def completed(trials: pd.DataFrame) -> pd.DataFrame:
     """Trials that ran their full length: the ones a grid compares like with like."""
-    return trials[trials["status"] == "completed"]
+    return trials[trials["status"] == Status.COMPLETED]
 
 
 def choose(frame: pd.DataFrame, column: str, maximize: bool):

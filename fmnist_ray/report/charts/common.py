@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 import altair as alt
 import pandas as pd
 
+from fmnist_ray.outcomes import Status
 from fmnist_ray.report.analysis import FAILED
 from fmnist_ray.report.axes import Axis
 from fmnist_ray.report.formatting import format_value
 from fmnist_ray.report.load import SweepResults
 
-STATUSES = ("completed", "early_stopped", "failed_to_learn", "diverged", "errored", "running",
-            "pending", "interrupted")
+STATUSES = (Status.COMPLETED, Status.EARLY_STOPPED, Status.FAILED_TO_LEARN, Status.DIVERGED,
+            Status.ERRORED, Status.RUNNING, Status.PENDING, Status.INTERRUPTED)
 STATUS_COLORS = ("#4c78a8", "#f58518", "#9d755d", "#e45756", "#7f7f7f", "#72b7b2", "#bab0ac",
                  "#b279a2")
 # How a value compares with the one chosen on validation, coloured the same in every chart.

@@ -36,6 +36,9 @@ def cost_section(results: SweepResults) -> Section:
         notes.append(f"The same setting ran up to {spread.max():.1f}x faster on one trial than "
                      f"on another: trials shared cores with each other or with other work, so "
                      f"these figures measure contention as well as the setting.")
+    if "reused_from" in trials and trials["reused_from"].notna().any():
+        notes.append("Reused trials show the times measured when they were trained, in the "
+                     "sweep named in their reused_from; this sweep spent nothing on them.")
     cost = Section("Cost", notes)
     for name, frame, kind in per_axis_frames(trials, results):
         if not changes_cost(results, "config" if name == "configuration" else name):

@@ -353,6 +353,9 @@ def sweep(
 
     # --name is validated like the spec's own name (it becomes a directory).
     spec = load_spec(spec_file, overrides, name)
+    if extend and resume:
+        raise UserError("--extend and --resume: choose one; resume an interrupted sweep "
+                        "first, then extend it")
     leave_job_working_dir()
     if is_jobs_address(address) and not dry_run:
         args = ["sweep", "spec.yaml", "--storage", storage, "--errored", errored.value,
@@ -433,6 +436,7 @@ def resume(
     address: Address = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No live progress table.")] = False,
     errored: Errored = ErroredTrials.keep,
+    no_reuse: NoReuse = False,
     no_wait: NoWait = False,
     data_dir: DataDir = None,
 ) -> None:
@@ -447,6 +451,7 @@ def resume(
     storage, _, name = uri.rpartition("/")
     if is_jobs_address(address):
         args = ["resume", uri, "--errored", errored.value,
+                *(["--no-reuse"] if no_reuse else []),
                 *(["--data-dir", str(data_dir)] if data_dir else [])]
         _submit_job(address, args, {}, uri, uri, no_wait)
         return
@@ -456,7 +461,7 @@ def resume(
     check_storage(storage or ".", name, create=True)
     check_sweep_folder(experiment_uri(storage or ".", name), resume=True)
     _run(spec, load_fashion_mnist(data_dir), storage or ".", address, quiet, True,
-         errored.value)
+         errored.value, reuse=not no_reuse)
 
 
 def _print_resume_plan(spec, storage: str, errored: str) -> None:
@@ -538,7 +543,8 @@ def _run(spec, dataset, storage: str, address: str | None, quiet: bool, resume: 
                           highlight=False)
     if summary.interrupted:
         console.print(f"stopped before every trial finished; finished trials are kept. "
-                      f"Resume with: fmnist-ray resume {summary.experiment_uri}")
+                      f"Resume with: fmnist-ray resume {summary.experiment_uri}"
+                      f"{'' if reuse else ' --no-reuse'}")
         raise typer.Exit(130)
     if summary.errors:
         raise typer.Exit(1)

@@ -195,6 +195,27 @@ def test_a_change_that_is_not_an_extension_is_refused_in_one_line(tmp_path, synt
         assert result.exit_code == 2, result.output
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and message in lines[0] and "--name NEW" in lines[0], lines
+    both = runner.invoke(app, ["sweep", "sweeps/smoke.yaml", "--extend", "--resume",
+                               "--storage", str(results)])
+    assert both.exit_code == 2 and "--extend and --resume: choose one" in both.output
+
+    # Optuna: a variant's settings changed (a long list, not only its first characters).
+    (results / "tpe").mkdir()
+    (results / "tpe" / "spec.yaml").write_text(
+        "name: tpe\nsearch: optuna\nnum_samples: 4\naxes:\n  lr: {loguniform: [0.0001, 0.1]}\n"
+        "variants:\n  - {name: small, model: mlp, hidden_sizes: [16]}\n"
+        "  - {name: big, model: mlp, hidden_sizes: [64]}\n")
+    changed = runner.invoke(app, ["extend", str(results / "tpe"), "--set",
+                                  "variants=[{name: small, model: mlp, hidden_sizes: [16]}, "
+                                  "{name: big, model: mlp, hidden_sizes: [128]}]"])
+    assert changed.exit_code == 2 and "variants (" in changed.output, changed.output
+    # A sweep stopped before its trials finished is resumed first, not extended.
+    state = {"trial_data": [[json.dumps({"trial_id": "a_00000", "status": "PENDING"}), "{}"]]}
+    (results / "grid" / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps(state))
+    unfinished = runner.invoke(app, ["extend", str(results / "grid"), "--set", "seeds=2"])
+    assert unfinished.exit_code == 2 and "finish it first with `fmnist-ray resume" in \
+        unfinished.output, unfinished.output
+
     missing = runner.invoke(app, ["sweep", "sweeps/smoke.yaml", "--extend", "--storage",
                                   str(results), "--data-dir", str(synthetic_dir)])
     assert missing.exit_code == 2 and "no sweep to extend there" in missing.output

@@ -85,7 +85,7 @@ class ResultsExporter(tune.Callback):
                      else last.get("reused_checkpoint"))
             rows.append(results.trial_row(
                 trial.trial_id, config, variant, status, history, last, error, where,
-                key=self.keys.key(config) if self.keys else None,
+                key=last.get("trial_key") or (self.keys.key(config) if self.keys else None),
                 reused_from=last.get("reused_from")))
         return rows
 

@@ -25,7 +25,7 @@ def _changed(stored: SweepSpec, grown: SweepSpec, keys: tuple[str, ...]) -> list
         if isinstance(before, dict) and isinstance(after, dict):
             changes += [f"{key}.{k} ({_text(before.get(k))} -> {_text(after.get(k))})"
                         for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
-        elif _text(before) != _text(after):
+        elif before != after:
             changes.append(f"{key} ({_text(before)} -> {_text(after)})")
     return changes
 
@@ -63,7 +63,8 @@ def extension_problems(stored: SweepSpec, grown: SweepSpec) -> list[str]:
             problems.append(f"num_samples went down ({stored.num_samples} -> "
                             f"{grown.num_samples})")
         return problems
-    lost = [point for text, point in _configs(stored).items() if text not in _configs(grown)]
+    grown_configs = _configs(grown)
+    lost = [point for text, point in _configs(stored).items() if text not in grown_configs]
     if lost:
         problems.append(f"axes/variants/seeds: {len(lost)} trial(s) already run would no longer "
                         f"be in the sweep (e.g. {_shown(lost[0])})")
@@ -76,6 +77,10 @@ def check_extension(grown: SweepSpec, uri: str) -> None:
     if not results.saved_state(uri).spec:
         raise UserError(f"{uri}: no sweep to extend there; check --storage and --name, or run "
                         f"without --extend to start it")
+    if ray_files.unfinished_trial_ids(uri):
+        raise UserError(f"{uri}: this sweep stopped before all its trials finished; finish it "
+                        f"first with `fmnist-ray resume {uri}` (its unfinished trials go on from "
+                        f"their checkpoints), then extend it")
     problems = extension_problems(read_stored_spec(uri), grown)
     if problems:
         raise UserError(f"{uri}: cannot extend this sweep: {'; '.join(problems)}; an extension "

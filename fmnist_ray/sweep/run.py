@@ -125,9 +125,8 @@ def _prepare(spec: SweepSpec, uri: str, resume: bool, extend: bool) -> tuple[boo
     extension the points already run (for the searcher)."""
     if extend:
         check_extension(spec, uri)
-        points = earlier_points(uri) if spec.search == "optuna" else []
-        results.write_text(uri, results.SPEC_FILE, spec_to_yaml(spec))
-        return False, points
+        # The grown spec.yaml is written once Ray has saved the new run (see _run_locked).
+        return False, earlier_points(uri) if spec.search == "optuna" else []
     resume = check_sweep_folder(uri, resume, holding_lock=True)
     if resume:
         ray_files.restore_lost_checkpoint_dirs(uri)
@@ -163,6 +162,8 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
         else:
             exporter = ResultsExporter(spec, uri, store=store, keys=keys)
             tuner = build_tuner(spec, run_trial, storage, [exporter], points)
+            if extend:  # only now: a resume from here on restores the grown run
+                results.write_text(uri, results.SPEC_FILE, spec_to_yaml(spec))
         tuner.fit()
     except Exception as exc:
         storage_fault = _storage_fault(exc)

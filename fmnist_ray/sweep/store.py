@@ -65,13 +65,11 @@ class TrialStore:
     """The store of one storage root (a directory or a URI such as `s3://bucket/dir`)."""
 
     def __init__(self, storage: str):
-        self.storage = storage  # a string only: the store is pickled along with Ray callbacks
-
-    @property
-    def uri(self) -> str:
-        base = self.storage.rstrip("/") if is_uri(self.storage) else \
-            str(Path(self.storage).expanduser().resolve())
-        return f"{base}/{STORE_DIR}"
+        # A string only (the store is pickled with Ray's callbacks), and an absolute one: a
+        # resumed sweep may run from another working directory.
+        base = storage.rstrip("/") if is_uri(storage) else \
+            str(Path(storage).expanduser().resolve())
+        self.uri = f"{base}/{STORE_DIR}"
 
     def load(self) -> dict[str, StoredTrial]:
         """Every stored trial by key: the index, plus the entries written since it was built."""

@@ -72,7 +72,7 @@ def _inject_fault(config_values: dict[str, Any], epoch: int) -> None:
 def replay(stored: StoredTrial) -> None:
     """Report a stored trial's epochs again, as if it had just trained: no training at all."""
     for result in stored.results:
-        tune.report({**result, "reused_from": stored.reused_from,
+        tune.report({**result, "trial_key": stored.key, "reused_from": stored.reused_from,
                      "reused_checkpoint": stored.checkpoint})
 
 
@@ -82,11 +82,10 @@ def run_trial(params: dict[str, Any], spec: SweepSpec, data: FashionMNIST,
     """Ray Tune entry point: reuse the stored result of this very trial if there is one;
     otherwise restore, train, report each epoch, checkpoint every N epochs."""
     config = spec.trial_config(params)
-    if stored and keys:
-        earlier = stored.get(keys.key(config))
-        if earlier is not None:
-            replay(earlier)
-            return
+    key = keys.key(config) if keys else None
+    if stored and key in stored:
+        replay(stored[key])
+        return
     start = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -95,7 +94,8 @@ def run_trial(params: dict[str, Any], spec: SweepSpec, data: FashionMNIST,
     params = count_parameters(build_trial_model(config))
 
     def on_epoch(metrics: EpochMetrics, state: TrainState) -> None:
-        report = _report_metrics(metrics, state, params)
+        # The key as this trial computed it: the driver's may be older (a resumed sweep's).
+        report = {**_report_metrics(metrics, state, params), "trial_key": key}
         last = metrics.epoch == config.epochs or metrics.diverged
         if metrics.epoch % spec.checkpoint_every and not last:
             tune.report(report)

@@ -48,6 +48,7 @@ NoWait = Annotated[bool, typer.Option(
     "--no-wait", help="With a Ray Jobs address: submit and return without following the logs.")]
 ResultsDir = Annotated[str, typer.Argument(
     metavar="RESULTS_DIR", help="A sweep's results folder, e.g. results/batch_size or s3://...")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No live progress table.")]
 NoReuse = Annotated[bool, typer.Option(
     "--no-reuse", help="Train every trial, even one that already ran to its end under the same "
     "storage (by default its stored result is reused).")]
@@ -332,7 +333,7 @@ def sweep(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Validate, list the trials and estimate the time; train nothing.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No live progress table.")] = False,
+    quiet: Quiet = False,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue this sweep where it stopped (same spec, same --name).")
     ] = False,
@@ -360,8 +361,7 @@ def sweep(
     if is_jobs_address(address) and not dry_run:
         args = ["sweep", "spec.yaml", "--storage", storage, "--errored", errored.value,
                 *(["--resume"] if resume else []), *(["--extend"] if extend else []),
-                *(["--no-reuse"] if no_reuse else []),
-                *(["--data-dir", str(data_dir)] if data_dir else [])]
+                *_job_options(no_reuse, data_dir)]
         _submit_job(address, args, {"spec.yaml": spec_to_yaml(spec)}, storage,
                     f"{storage.rstrip('/')}/{spec.name}", no_wait)
         return
@@ -398,7 +398,7 @@ def extend(
     results_dir: ResultsDir,
     overrides: Overrides = None,
     address: Address = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No live progress table.")] = False,
+    quiet: Quiet = False,
     no_reuse: NoReuse = False,
     no_wait: NoWait = False,
     data_dir: DataDir = None,
@@ -417,8 +417,7 @@ def extend(
     spec = load_spec_text(read_text(uri, SPEC_FILE), f"{uri}/{SPEC_FILE}", overrides, name)
     if is_jobs_address(address):
         args = ["sweep", "spec.yaml", "--storage", storage or ".", "--extend",
-                *(["--no-reuse"] if no_reuse else []),
-                *(["--data-dir", str(data_dir)] if data_dir else [])]
+                *_job_options(no_reuse, data_dir)]
         _submit_job(address, args, {"spec.yaml": spec_to_yaml(spec)}, storage, uri, no_wait)
         return
     check_storage(storage or ".", name, create=True)
@@ -434,7 +433,7 @@ def extend(
 def resume(
     results_dir: ResultsDir,
     address: Address = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No live progress table.")] = False,
+    quiet: Quiet = False,
     errored: Errored = ErroredTrials.keep,
     no_reuse: NoReuse = False,
     no_wait: NoWait = False,
@@ -451,8 +450,7 @@ def resume(
     storage, _, name = uri.rpartition("/")
     if is_jobs_address(address):
         args = ["resume", uri, "--errored", errored.value,
-                *(["--no-reuse"] if no_reuse else []),
-                *(["--data-dir", str(data_dir)] if data_dir else [])]
+                *_job_options(no_reuse, data_dir)]
         _submit_job(address, args, {}, uri, uri, no_wait)
         return
     spec = read_stored_spec(uri)
@@ -548,6 +546,12 @@ def _run(spec, dataset, storage: str, address: str | None, quiet: bool, resume: 
         raise typer.Exit(130)
     if summary.errors:
         raise typer.Exit(1)
+
+
+def _job_options(no_reuse: bool, data_dir: Path | None) -> list[str]:
+    """The options a Ray Job's own `fmnist-ray` command repeats from this one."""
+    return [*(["--no-reuse"] if no_reuse else []),
+            *(["--data-dir", str(data_dir)] if data_dir else [])]
 
 
 def _submit_job(address: str, args: list[str], files: dict[str, str], storage: str,

@@ -14,7 +14,7 @@ import pyarrow.fs as pafs
 
 from fmnist_ray.errors import UserError
 from fmnist_ray.outcomes import Status
-from fmnist_ray.report.analysis import choose
+from fmnist_ray.report.analysis import choose, reused_from
 from fmnist_ray.report.axes import varied_axes
 from fmnist_ray.report.load import SweepResults, load_results
 from fmnist_ray.results import TRIALS_FILE, find_sweeps, open_storage
@@ -128,8 +128,7 @@ def show_sweep(uri: str, sort: str | None = None, top: int | None = None) -> Swe
     column, higher = results.metric, results.maximize
     axes = varied_axes(results.trials, results.spec)
     seeds = ["seed"] if results.trials["seed"].nunique() > 1 else []
-    reused = ["reused_from"] if results.trials.get("reused_from", pd.Series()).notna().any() \
-        else []
+    reused = [] if reused_from(results.trials).empty else ["reused_from"]
     columns = [c for c in (*SHOWN[:2], *axes, *seeds, *SHOWN[2:], *reused)
                if c in results.trials]
     key = sort or column

@@ -410,20 +410,21 @@ def extend(
     from fmnist_ray.preflight import check_storage
     from fmnist_ray.results import SPEC_FILE, read_text
     from fmnist_ray.spec_file import load_spec_text, spec_to_yaml
+    from fmnist_ray.storage import split_experiment_uri
     from fmnist_ray.sweep.extension import check_extension
 
     uri = results_dir.rstrip("/")
-    storage, _, name = uri.rpartition("/")
+    storage, name = split_experiment_uri(uri)
     spec = load_spec_text(read_text(uri, SPEC_FILE), f"{uri}/{SPEC_FILE}", overrides, name)
     if is_jobs_address(address):
-        args = ["sweep", "spec.yaml", "--storage", storage or ".", "--extend",
+        args = ["sweep", "spec.yaml", "--storage", storage, "--extend",
                 *_job_options(no_reuse, data_dir)]
         _submit_job(address, args, {"spec.yaml": spec_to_yaml(spec)}, storage, uri, no_wait)
         return
-    check_storage(storage or ".", name, create=True)
+    check_storage(storage, name, create=True)
     check_no_live_driver(uri)
     check_extension(spec, uri)
-    _run(spec, load_fashion_mnist(data_dir), storage or ".", address, quiet, False, "keep",
+    _run(spec, load_fashion_mnist(data_dir), storage, address, quiet, False, "keep",
          extend=True, reuse=not no_reuse)
 
 
@@ -444,10 +445,10 @@ def resume(
     from fmnist_ray.data import load_fashion_mnist
     from fmnist_ray.preflight import check_storage, check_sweep_folder
     from fmnist_ray.spec_file import read_stored_spec
-    from fmnist_ray.storage import experiment_uri
+    from fmnist_ray.storage import experiment_uri, split_experiment_uri
 
     uri = results_dir.rstrip("/")
-    storage, _, name = uri.rpartition("/")
+    storage, name = split_experiment_uri(uri)
     if is_jobs_address(address):
         args = ["resume", uri, "--errored", errored.value,
                 *_job_options(no_reuse, data_dir)]
@@ -456,9 +457,9 @@ def resume(
     spec = read_stored_spec(uri)
     if spec.name != name:
         spec = spec.model_copy(update={"name": name})
-    check_storage(storage or ".", name, create=True)
-    check_sweep_folder(experiment_uri(storage or ".", name), resume=True)
-    _run(spec, load_fashion_mnist(data_dir), storage or ".", address, quiet, True,
+    check_storage(storage, name, create=True)
+    check_sweep_folder(experiment_uri(storage, name), resume=True)
+    _run(spec, load_fashion_mnist(data_dir), storage, address, quiet, True,
          errored.value, reuse=not no_reuse)
 
 

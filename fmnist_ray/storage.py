@@ -10,6 +10,13 @@ def is_uri(storage: str) -> bool:
     return "://" in storage
 
 
+def split_experiment_uri(uri: str) -> tuple[str, str]:
+    """`results/batch_size` -> (`results`, `batch_size`): the storage (`.` for a bare name)
+    and the sweep name, the inverse of `experiment_uri`."""
+    storage, _, name = uri.rstrip("/").rpartition("/")
+    return storage or ".", name
+
+
 def experiment_uri(storage: str, name: str) -> str:
     """Where the sweep `name` keeps its results under `storage` (a directory or a URI)."""
     if is_uri(storage):

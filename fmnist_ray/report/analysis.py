@@ -28,6 +28,14 @@ def learned(trials: pd.DataFrame) -> pd.DataFrame:
     return trials[trials["status"].isin([Status.COMPLETED, Status.EARLY_STOPPED])]
 
 
+def reused_from(trials: pd.DataFrame) -> pd.Series:
+    """Where each reused trial came from (`sweep/trial`), for the trials not trained here;
+    empty for sweeps that reused none (or were written before trials could be reused)."""
+    if "reused_from" not in trials:
+        return pd.Series(dtype=object)
+    return trials["reused_from"].dropna()
+
+
 def completed(trials: pd.DataFrame) -> pd.DataFrame:
     """Trials that ran their full length: the ones a grid compares like with like."""
     return trials[trials["status"] == Status.COMPLETED]

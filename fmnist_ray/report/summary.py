@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from fmnist_ray.report.analysis import status_counts
+from fmnist_ray.report.analysis import reused_from, status_counts
 from fmnist_ray.report.findings import SweepFindings, sweep_findings
 from fmnist_ray.report.formatting import count_noun, join_words, points
 from fmnist_ray.report.load import SweepResults
@@ -77,9 +77,7 @@ def _reference_lines(found: SweepFindings) -> list[str]:
 def _reuse_lines(results: SweepResults) -> list[str]:
     """How many trials came from earlier sweeps' stored results instead of training."""
     trials = results.trials
-    if "reused_from" not in trials:
-        return []
-    reused = trials["reused_from"].dropna()
+    reused = reused_from(trials)
     if reused.empty:
         return []
     sources = sorted({source.rsplit("/", 1)[0] for source in reused})

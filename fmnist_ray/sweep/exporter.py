@@ -103,9 +103,10 @@ class ResultsExporter(tune.Callback):
 
     def _record(self, trial, row: dict[str, Any]) -> None:
         """Keep a trial that ran to its end (and was not itself reused) in the store."""
+        config = self.spec.trial_config(trial.config)
         # Tune calls back before it marks the trial terminated.
         ended = results.trial_status("TERMINATED", self._newest.get(trial.trial_id) or {},
-                                     self.spec.trial_config(trial.config).epochs)
+                                     config.epochs)
         if (self.store is None or row["trial_key"] is None or row["reused_from"]
                 or ended not in RAN_TO_END):
             return
@@ -116,8 +117,7 @@ class ResultsExporter(tune.Callback):
                     f"{checkpoint.path}/{CHECKPOINT_FILE}") as handle:
                 payload = handle.read()
         reported = self._reported.get(trial.trial_id, {})
-        self.store.put(row["trial_key"], self.spec.name, trial.trial_id,
-                       self.spec.trial_config(trial.config),
+        self.store.put(row["trial_key"], self.spec.name, trial.trial_id, config,
                        [reported[epoch] for epoch in sorted(reported)], payload)
 
     def _show(self, trials) -> None:

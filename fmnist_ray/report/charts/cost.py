@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fmnist_ray.report.analysis import reused_from
 from fmnist_ray.report.charts.common import Section
 from fmnist_ray.report.charts.metrics import per_axis_frames, per_value
 from fmnist_ray.report.load import SweepResults
@@ -36,7 +37,7 @@ def cost_section(results: SweepResults) -> Section:
         notes.append(f"The same setting ran up to {spread.max():.1f}x faster on one trial than "
                      f"on another: trials shared cores with each other or with other work, so "
                      f"these figures measure contention as well as the setting.")
-    if "reused_from" in trials and trials["reused_from"].notna().any():
+    if not reused_from(trials).empty:
         notes.append("Reused trials show the times measured when they were trained, in the "
                      "sweep named in their reused_from; this sweep spent nothing on them.")
     cost = Section("Cost", notes)

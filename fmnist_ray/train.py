@@ -25,6 +25,7 @@ from torch import nn
 from fmnist_ray.augment import Augmenter
 from fmnist_ray.config import TrialConfig
 from fmnist_ray.data import PIXEL_MEAN, PIXEL_STD, FashionMNIST
+from fmnist_ray.eager import eager
 from fmnist_ray.models import build_model, count_parameters
 from fmnist_ray.outcomes import CHANCE_LOSS, failed_to_learn
 from fmnist_ray.schedules import WeightAverage, lr_factor
@@ -181,13 +182,13 @@ def build_optimizer(config: TrialConfig, params) -> torch.optim.Optimizer:
     lr, wd = config.lr, config.weight_decay
     name = config.optimizer
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd)
+        return eager(torch.optim.SGD, params, lr=lr, weight_decay=wd)
     if name in ("sgd_momentum", "nesterov"):
-        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd,
-                               nesterov=name == "nesterov")
+        return eager(torch.optim.SGD, params, lr=lr, momentum=config.momentum, weight_decay=wd,
+                     nesterov=name == "nesterov")
     optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
                   "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad}
-    return optimizers[name](params, lr=lr, weight_decay=wd)
+    return eager(optimizers[name], params, lr=lr, weight_decay=wd)
 
 
 class DeviceData:

@@ -57,7 +57,10 @@ def two_nodes(venv_on_path):
 
 
 def test_sweep_with_address_runs_trials_on_two_nodes(two_nodes, tmp_path, synthetic_dir):
-    result = run_cli("sweep", "sweeps/smoke.yaml", "--address", two_nodes.address,
+    # Trials of a few seconds, so that the second starts on the other node rather than after
+    # the first, in the first's worker.
+    longer = ["--set", "trial.model=cnn", "--set", "trial.epochs=4"]
+    result = run_cli("sweep", "sweeps/smoke.yaml", "--address", two_nodes.address, *longer,
                      "--storage", str(tmp_path), "--quiet", "--data-dir", str(synthetic_dir))
     assert result.returncode == 0, result.stderr
     trials = pd.read_parquet(tmp_path / "smoke" / "trials.parquet")
@@ -68,8 +71,8 @@ def test_sweep_with_address_runs_trials_on_two_nodes(two_nodes, tmp_path, synthe
     assert set(epochs["node_id"]) == {head, worker}
     # The same trials again on the cluster, under another name: reused from the trial store
     # that lives in the storage, not trained.
-    again = run_cli("sweep", "sweeps/smoke.yaml", "--address", two_nodes.address, "--name",
-                    "again", "--storage", str(tmp_path), "--quiet", "--data-dir",
+    again = run_cli("sweep", "sweeps/smoke.yaml", "--address", two_nodes.address, *longer,
+                    "--name", "again", "--storage", str(tmp_path), "--quiet", "--data-dir",
                     str(synthetic_dir))
     assert again.returncode == 0, again.stderr
     assert "2 trial(s) reused" in again.stdout

@@ -7,7 +7,8 @@ from fmnist_ray.cluster.session import (
     current_node_id,
     node_sizes,
     ray_session,
+    started_here,
 )
 
 __all__ = ["alive_nodes", "check_reachable", "check_shared_storage", "current_node_id",
-           "node_sizes", "ray_session"]
+           "node_sizes", "ray_session", "started_here"]

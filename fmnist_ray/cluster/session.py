@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import os
 import socket
+import subprocess
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,13 +39,48 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
                         f"{START_HINT}") from None
 
 
+# Modules that both `ray.init` and the Ray Tune layer import for the first time (Ray 2.60). They
+# are imported before the two run side by side, so the two threads never wait on each other's
+# module locks; tests/test_cluster.py checks the list against the installed Ray.
+IMPORTED_BY_RAY_START_AND_TUNE = (
+    "argparse", "ctypes.util", "gettext", "socketserver", "timeit", "ray._common.usage.usage_lib",
+    "ray.core.generated.usage_pb2", "ray.dashboard")
+
+_started_here = False  # True while the embedded local Ray this process started is up
+
+
+def started_here() -> bool:
+    """Whether the Ray this process is connected to is the embedded one it started (its
+    workers inherit this process's environment)."""
+    return _started_here
+
+
 @contextmanager
-def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
-    """Start an embedded local Ray (loopback only, no dashboard) or connect to `address`."""
+def ray_session(address: str | None = None, num_cpus: int | None = None,
+                import_meanwhile: str | None = None) -> Iterator[None]:
+    """Start an embedded local Ray (loopback only, no dashboard) or connect to `address`.
+
+    `import_meanwhile` names a module to import while Ray starts: most of Ray's start is
+    waiting on the processes it launches, which leaves a core free for the ~2 s of importing
+    torch and Ray Tune."""
+    global _started_here
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address and address.startswith("ray://"):
         raise UserError(f"--address {address}: Ray Client is not supported; submit through "
                         f"Ray Jobs with --address http://HEAD:8265 instead")
+    with _importing(import_meanwhile):
+        _connect(address, num_cpus)
+    _started_here = not address
+    try:
+        yield
+    finally:
+        if _started_here:
+            _stop_autoscaler_monitor()
+        _started_here = False
+        ray.shutdown()
+
+
+def _connect(address: str | None, num_cpus: int | None) -> None:
     try:
         if address:
             check_reachable(address)
@@ -55,10 +94,40 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         target = address or "a local Ray"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot connect to {target} ({first}); {START_HINT}") from None
+
+
+@contextmanager
+def _importing(module: str | None) -> Iterator[None]:
+    """Import `module` in a thread for the duration of the block. A failure there is left for
+    the caller's own import of the module to raise, with its traceback, in the main thread."""
+    if module is None:
+        yield
+        return
+    for shared in IMPORTED_BY_RAY_START_AND_TUNE:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(shared)
+
+    def import_quietly() -> None:
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+
+    thread = threading.Thread(target=import_quietly, name=f"import {module}", daemon=True)
+    thread.start()
     try:
         yield
     finally:
-        ray.shutdown()
+        thread.join()
+
+
+def _stop_autoscaler_monitor() -> None:
+    """Kill the autoscaler monitor of the local Ray before `ray.shutdown`: a local Ray has
+    nothing to scale, and once the GCS is gone the monitor ignores the shutdown's SIGTERM, so
+    the shutdown waits a full second for it (Ray 2.60) before it kills it anyway."""
+    node = getattr(ray._private.worker, "_global_node", None)
+    for info in getattr(node, "all_processes", {}).get("monitor", []):
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            info.process.kill()
+            info.process.wait(timeout=5)
 
 
 def current_node_id() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -15,7 +16,7 @@ import yaml
 from ray import tune
 
 from fmnist_ray import ray_files, results, train
-from fmnist_ray.cluster import check_shared_storage, node_sizes
+from fmnist_ray.cluster import check_shared_storage, node_sizes, started_here
 from fmnist_ray.config import SweepSpec
 from fmnist_ray.data import FashionMNIST, fingerprint
 from fmnist_ray.driver_lock import driver_lock
@@ -28,7 +29,7 @@ from fmnist_ray.sweep.exporter import DISPLAYS, ResultsExporter
 from fmnist_ray.sweep.extension import check_extension, earlier_points
 from fmnist_ray.sweep.store import TrialKeys, TrialStore
 from fmnist_ray.sweep.trainable import trainable
-from fmnist_ray.sweep.tuner import build_param_space, build_tuner
+from fmnist_ray.sweep.tuner import build_param_space, build_tuner, trials_on_idle_workers
 
 
 @dataclass
@@ -164,7 +165,8 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
             tuner = build_tuner(spec, run_trial, storage, [exporter], points)
             if extend:  # only now: a resume from here on restores the grown run
                 results.write_text(uri, results.SPEC_FILE, spec_to_yaml(spec))
-        tuner.fit()
+        with trials_on_idle_workers() if started_here() else contextlib.nullcontext():
+            tuner.fit()
     except Exception as exc:
         storage_fault = _storage_fault(exc)
         if storage_fault is None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
@@ -91,3 +94,32 @@ def build_tuner(spec: SweepSpec, trainable, storage: str, callbacks: list,
             verbose=0,  # progress is the caller's, through on_update
         ),
     )
+
+
+@contextmanager
+def trials_on_idle_workers() -> Iterator[None]:
+    """Let Tune's trial actors run on the workers a local Ray starts with, one per CPU.
+
+    Tune gives each trial actor a runtime environment of its own (`PL_DISABLE_FORK=1` and
+    variables copied from the driver, Ray Tune 2.60 `ray.tune.execution.class_cache`), which
+    those idle workers lack, so Ray starts a new process per trial worker instead (Python and
+    Ray's start-up, about a second of CPU each). Only for the local Ray this process started:
+    its workers already have this process's environment, which is what the runtime
+    environment would copy."""
+    try:
+        from ray.tune.execution.class_cache import _ActorClassCache
+    except ImportError:  # another Ray: nothing to change
+        yield
+        return
+    tunes_own = _ActorClassCache.get
+
+    def get(cache, trainable_cls):
+        if trainable_cls not in cache._cache:
+            cache._cache[trainable_cls] = ray.remote(trainable_cls)
+        return cache._cache[trainable_cls]
+
+    _ActorClassCache.get = get
+    try:
+        yield
+    finally:
+        _ActorClassCache.get = tunes_own

@@ -41,7 +41,7 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
 
 # Modules that both `ray.init` and the Ray Tune layer import for the first time (Ray 2.60). They
 # are imported before the two run side by side, so the two threads never wait on each other's
-# module locks; tests/test_cluster.py checks the list against the installed Ray.
+# module locks; tests/test_startup.py checks the list against the installed Ray.
 IMPORTED_BY_RAY_START_AND_TUNE = (
     "argparse", "ctypes.util", "gettext", "socketserver", "timeit", "ray._common.usage.usage_lib",
     "ray.core.generated.usage_pb2", "ray.dashboard")

@@ -60,15 +60,15 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
                 import_meanwhile: str | None = None) -> Iterator[None]:
     """Start an embedded local Ray (loopback only, no dashboard) or connect to `address`.
 
-    `import_meanwhile` names a module to import while Ray starts: most of Ray's start is
+    `import_meanwhile` names a module to import while a local Ray starts: most of its start is
     waiting on the processes it launches, which leaves a core free for the ~2 s of importing
-    torch and Ray Tune."""
+    torch and Ray Tune. (Joining a running cluster is quick, and imports other modules.)"""
     global _started_here
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address and address.startswith("ray://"):
         raise UserError(f"--address {address}: Ray Client is not supported; submit through "
                         f"Ray Jobs with --address http://HEAD:8265 instead")
-    with _importing(import_meanwhile):
+    with _importing(None if address else import_meanwhile):
         _connect(address, num_cpus)
     _started_here = not address
     try:

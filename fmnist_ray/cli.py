@@ -34,8 +34,9 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 # After a command that imported torch and Ray, Python's last garbage collection at exit walks
-# their million objects for ~0.6 s; frozen, they are skipped. Functions registered first run
-# last, so this runs after Ray's own exit handler.
+# their million objects for ~0.6 s; frozen, they are skipped (results are written and closed
+# before exit; only finalizers of objects in reference cycles go unrun). Registered on import,
+# before Ray registers its own exit handler, so it runs after it.
 atexit.register(gc.freeze)
 
 class ErroredTrials(str, Enum):

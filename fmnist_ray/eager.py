@@ -5,12 +5,18 @@ PyTorch 2.x marks the optimizer's methods as not to be compiled; the mark import
 trial worker, `fmnist-ray train`), for a step that is the same without it. fmnist-ray never
 compiles, so its optimizers run the plain methods. `tests/test_train.py` checks that they
 train bit for bit as the guarded ones do and that training never imports `torch._dynamo`.
+
+Limits, none of which fmnist-ray meets: the guard of `zero_grad`, `state_dict`,
+`load_state_dict` and `add_param_group` is skipped for every optimizer of the process (code
+compiled later would trace into them); step hooks and profiler labels are not run; torch's
+LR schedulers, which re-wrap `step`, do not apply (fmnist-ray schedules the rate itself).
 """
 
 from __future__ import annotations
 
 import inspect
 import sys
+import weakref
 from collections.abc import Callable
 
 import torch
@@ -37,9 +43,10 @@ def _plain_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
     (step hooks and profiler labels, which fmnist-ray does not use, and the compile guard)."""
     step = inspect.unwrap(type(optimizer).step)
     differentiable = optimizer.defaults.get("differentiable", False)
+    owner = weakref.ref(optimizer)  # no optimizer -> step -> optimizer cycle to keep it alive
 
     def plain_step(closure=None):
         with torch.set_grad_enabled(differentiable):
-            return step(optimizer, closure)
+            return step(owner(), closure)
 
     return plain_step

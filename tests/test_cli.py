@@ -122,15 +122,21 @@ def test_ctrl_c_in_train_says_what_finished_and_exits_130(synthetic_dir):
         if select.select([master], [], [], 1)[0]:
             drawn += os.read(master, 65536)
     child.send_signal(signal.SIGINT)
-    child.wait(timeout=120)
-    while select.select([master], [], [], 0.5)[0]:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:
+    # Keep reading, as a terminal does: a full pseudo-terminal buffer would block the child's
+    # last lines (and its exit) on a write.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the child closed its end
+                chunk = b""
+            drawn += chunk
+            if chunk:
+                continue
+        if child.poll() is not None:
             break
-        if not chunk:
-            break
-        drawn += chunk
+    child.wait(timeout=5)
     os.close(master)
     assert child.returncode == 130, drawn[-2000:]
     text = drawn.decode(errors="replace")

@@ -59,7 +59,7 @@ def two_nodes(venv_on_path):
 def test_sweep_with_address_runs_trials_on_two_nodes(two_nodes, tmp_path, synthetic_dir):
     # Trials of a few seconds, so that the second starts on the other node rather than after
     # the first, in the first's worker.
-    longer = ["--set", "trial.model=cnn", "--set", "trial.epochs=4"]
+    longer = ["--set", "trial.model=cnn", "--set", "trial.epochs=8"]
     result = run_cli("sweep", "sweeps/smoke.yaml", "--address", two_nodes.address, *longer,
                      "--storage", str(tmp_path), "--quiet", "--data-dir", str(synthetic_dir))
     assert result.returncode == 0, result.stderr

@@ -7,7 +7,6 @@ import importlib
 import logging
 import os
 import socket
-import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -68,8 +67,13 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
     if address and address.startswith("ray://"):
         raise UserError(f"--address {address}: Ray Client is not supported; submit through "
                         f"Ray Jobs with --address http://HEAD:8265 instead")
-    with _importing(None if address else import_meanwhile):
-        _connect(address, num_cpus)
+    try:
+        with _importing(None if address else import_meanwhile):
+            _connect(address, num_cpus)
+    except BaseException:
+        if ray.is_initialized():  # the import failed (or was interrupted) once Ray was up
+            ray.shutdown()
+        raise
     _started_here = not address
     try:
         yield
@@ -98,25 +102,28 @@ def _connect(address: str | None, num_cpus: int | None) -> None:
 
 @contextmanager
 def _importing(module: str | None) -> Iterator[None]:
-    """Import `module` in a thread for the duration of the block. A failure there is left for
-    the caller's own import of the module to raise, with its traceback, in the main thread."""
+    """Import `module` in a thread for the duration of the block; its import error, if any,
+    is raised once the block is done. An interrupted block does not wait for the import."""
     if module is None:
         yield
         return
     for shared in IMPORTED_BY_RAY_START_AND_TUNE:
         with contextlib.suppress(ImportError):
             importlib.import_module(shared)
+    failure: list[BaseException] = []
 
-    def import_quietly() -> None:
-        with contextlib.suppress(Exception):
+    def import_module() -> None:
+        try:
             importlib.import_module(module)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            failure.append(exc)
 
-    thread = threading.Thread(target=import_quietly, name=f"import {module}", daemon=True)
+    thread = threading.Thread(target=import_module, name=f"import {module}", daemon=True)
     thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
+    yield
+    thread.join()
+    if failure:
+        raise failure[0]
 
 
 def _stop_autoscaler_monitor() -> None:
@@ -124,10 +131,8 @@ def _stop_autoscaler_monitor() -> None:
     nothing to scale, and once the GCS is gone the monitor ignores the shutdown's SIGTERM, so
     the shutdown waits a full second for it (Ray 2.60) before it kills it anyway."""
     node = getattr(ray._private.worker, "_global_node", None)
-    for info in getattr(node, "all_processes", {}).get("monitor", []):
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            info.process.kill()
-            info.process.wait(timeout=5)
+    with contextlib.suppress(Exception):  # only a second at stake
+        node.kill_monitor(check_alive=False)
 
 
 def current_node_id() -> str:

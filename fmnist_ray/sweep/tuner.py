@@ -100,20 +100,25 @@ def build_tuner(spec: SweepSpec, trainable, storage: str, callbacks: list,
 def trials_on_idle_workers() -> Iterator[None]:
     """Let Tune's trial actors run on the workers a local Ray starts with, one per CPU.
 
-    Tune gives each trial actor a runtime environment of its own (`PL_DISABLE_FORK=1` and
-    variables copied from the driver, Ray Tune 2.60 `ray.tune.execution.class_cache`), which
-    those idle workers lack, so Ray starts a new process per trial worker instead (Python and
-    Ray's start-up, about a second of CPU each). Only for the local Ray this process started:
-    its workers already have this process's environment, which is what the runtime
-    environment would copy."""
+    Tune gives each trial actor a runtime environment of its own (`PL_DISABLE_FORK=1` and a few
+    variables copied from the driver: cloud credentials, Ray Train settings; Ray Tune 2.60
+    `ray.tune.execution.class_cache`), which those idle workers lack, so Ray starts a new
+    process per trial worker instead (Python and Ray's start-up, about a second of CPU each).
+    Only for the local Ray this process started: its workers have this process's environment
+    as it was when Ray started, which is what the runtime environment would copy unless those
+    variables changed since."""
     try:
         from ray.tune.execution.class_cache import _ActorClassCache
     except ImportError:  # another Ray: nothing to change
+        _ActorClassCache = None
+    if _ActorClassCache is None:
         yield
         return
     tunes_own = _ActorClassCache.get
 
-    def get(cache, trainable_cls):
+    def get(cache, trainable_cls, *args, **kwargs):
+        if args or kwargs or not hasattr(cache, "_cache"):  # another Ray: its own way
+            return tunes_own(cache, trainable_cls, *args, **kwargs)
         if trainable_cls not in cache._cache:
             cache._cache[trainable_cls] = ray.remote(trainable_cls)
         return cache._cache[trainable_cls]

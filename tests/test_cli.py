@@ -104,7 +104,7 @@ def test_train_json_keeps_stdout_one_object_while_progress_goes_to_a_terminal(sy
     assert b"mlp epoch 2/2" in drawn and b"left" in drawn and b"loss " in drawn
 
 
-def test_ctrl_c_in_train_says_what_finished_and_exits_130(synthetic_dir):
+def test_ctrl_c_in_train_says_what_finished_and_exits_130(synthetic_dir, tmp_path):
     """SIGINT once training shows progress (stderr on a pseudo-terminal, as a user's)."""
     import os
     import pty
@@ -113,9 +113,12 @@ def test_ctrl_c_in_train_says_what_finished_and_exits_130(synthetic_dir):
     import time
 
     master, slave = pty.openpty()
-    child = subprocess.Popen([*CLI, "train", "--model", "mlp", "--hidden", "32", "--epochs",
-                              "5000", "--data-dir", str(synthetic_dir)], cwd=REPO,
-                             stdout=subprocess.PIPE, stderr=slave)
+    # The epoch table goes to a file: printed into a pipe nobody reads, hundreds of finished
+    # epochs would fill it and block the child's exit on a write.
+    with (tmp_path / "stdout.txt").open("wb") as stdout:
+        child = subprocess.Popen([*CLI, "train", "--model", "mlp", "--hidden", "32", "--epochs",
+                                  "5000", "--data-dir", str(synthetic_dir)], cwd=REPO,
+                                 stdout=stdout, stderr=slave)
     os.close(slave)
     drawn, deadline = b"", time.monotonic() + 240
     while b"loss " not in drawn and time.monotonic() < deadline:  # training has begun

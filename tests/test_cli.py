@@ -115,10 +115,13 @@ def test_ctrl_c_in_train_says_what_finished_and_exits_130(synthetic_dir, tmp_pat
     master, slave = pty.openpty()
     # The epoch table goes to a file: printed into a pipe nobody reads, hundreds of finished
     # epochs would fill it and block the child's exit on a write.
+    # Ctrl-C's default action for the child even when this run was started in the background
+    # of a script, where SIGINT is ignored and the ignoring is inherited.
     with (tmp_path / "stdout.txt").open("wb") as stdout:
         child = subprocess.Popen([*CLI, "train", "--model", "mlp", "--hidden", "32", "--epochs",
                                   "5000", "--data-dir", str(synthetic_dir)], cwd=REPO,
-                                 stdout=stdout, stderr=slave)
+                                 stdout=stdout, stderr=slave,
+                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(slave)
     drawn, deadline = b"", time.monotonic() + 240
     while b"loss " not in drawn and time.monotonic() < deadline:  # training has begun

@@ -214,6 +214,11 @@ class SweepSpec(_Strict):
         return [*self.axes, *(["variant"] if self.variants else [])]
 
     @property
+    def sampled_keys(self) -> list[str]:
+        """The axes given as ranges: a search samples them; they are no grid of fixed values."""
+        return [key for key, axis in self.axes.items() if isinstance(axis, Range)]
+
+    @property
     def varied_keys(self) -> list[str]:
         """What tells the trials apart: the searched keys, and `seed` when there are several."""
         return [*self.searched_keys, *(["seed"] if self.seeds > 1 else [])]

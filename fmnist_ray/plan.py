@@ -59,8 +59,7 @@ def _space(spec: SweepSpec) -> dict[str, str]:
 def _stored(spec: SweepSpec, trials: list[TrialConfig], data: FashionMNIST,
             storage: str | None) -> list[bool]:
     """Which of a grid's trials already ran to their end under `storage`: they are reused."""
-    sampled = any(not isinstance(axis, list) for axis in spec.axes.values())
-    known = storage and spec.search == "grid" and not sampled  # else the trials are drawn later
+    known = storage and spec.search == "grid" and not spec.sampled_keys  # else drawn later
     stored = TrialStore(storage).load() if known else {}
     if not stored:
         return [False] * len(trials)

@@ -297,8 +297,7 @@ def _contradictions(spec: SweepSpec) -> list[str]:
     if spec.scheduler.type == "none" and given:
         problems.append(f"scheduler.{given[0]}: only ASHA uses it; set scheduler.type: asha, "
                         f"or remove {', '.join(given)}")
-    sampled = any(isinstance(axis, Range) for axis in spec.axes.values())
-    if spec.search == "random" and spec.axes and not sampled:
+    if spec.search == "random" and spec.axes and not spec.sampled_keys:
         problems.append("search: random has nothing to sample: every axis is a list, which "
                         "random search runs as a grid; use search: grid, or give an axis a "
                         "range (e.g. lr: {loguniform: [0.0001, 0.1]})")

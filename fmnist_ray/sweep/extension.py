@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from fmnist_ray import ray_files, results
-from fmnist_ray.config import Range, SweepSpec
+from fmnist_ray.config import SweepSpec
 from fmnist_ray.errors import UserError
 from fmnist_ray.spec_file import read_stored_spec
 
@@ -53,8 +53,7 @@ def extension_problems(stored: SweepSpec, grown: SweepSpec) -> list[str]:
     problems = [f"{change} changed" for change in _changed(stored, grown, FIXED)]
     if problems:
         return problems
-    sampled = any(isinstance(v, Range) for v in grown.axes.values())
-    if grown.search == "random" or (grown.search == "grid" and sampled):
+    if grown.search == "random" or (grown.search == "grid" and grown.sampled_keys):
         return ["random search draws new points, not the earlier ones (use search: optuna)"]
     if grown.search == "optuna":
         problems += [f"{change} changed (the search space of the trials already run)"

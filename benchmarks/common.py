@@ -24,10 +24,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from fmnist_ray import ray_files, results
+from fmnist_ray.results import exports, ray_files
 from fmnist_ray.cluster import ray_session
 from fmnist_ray.config import TrialConfig
-from fmnist_ray.data import (
+from fmnist_ray.training.data import (
     DEBIAN_DIR,
     FILES,
     PIXEL_MEAN,
@@ -37,9 +37,9 @@ from fmnist_ray.data import (
     read_idx,
     write_idx,
 )
-from fmnist_ray.spec_file import parse_spec
+from fmnist_ray.spec.file import parse_spec
 from fmnist_ray.sweep import SweepSummary, run_sweep
-from fmnist_ray.train import (
+from fmnist_ray.training.loop import (
     build_optimizer,
     build_trial_model,
     resolve_device,
@@ -149,8 +149,8 @@ def run_spec(raw: dict[str, Any], data: FashionMNIST, storage: Path) -> SweepRun
 
 def read_exports(uri: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`trials.parquet` and `epochs.parquet` of a sweep."""
-    return (results.read_table(uri, results.TRIALS_FILE),
-            results.read_table(uri, results.EPOCHS_FILE))
+    return (exports.read_table(uri, exports.TRIALS_FILE),
+            exports.read_table(uri, exports.EPOCHS_FILE))
 
 
 def ray_epoch_records(uri: str) -> pd.DataFrame:

@@ -31,10 +31,10 @@ def commands(storage: Path) -> dict[str, list[str]]:
 
 
 def timed(checkout: Path, args: list[str]) -> float:
-    """Seconds for `python -m fmnist_ray.cli ARGS` run from `checkout`; fails loudly."""
+    """Seconds for `python -m fmnist_ray.cli.app ARGS` run from `checkout`; fails loudly."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     began = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "fmnist_ray.cli", *args], cwd=checkout,
+    done = subprocess.run([sys.executable, "-m", "fmnist_ray.cli.app", *args], cwd=checkout,
                           env=env, capture_output=True, text=True, timeout=600)
     seconds = time.perf_counter() - began
     if done.returncode != 0:

@@ -18,7 +18,7 @@ from statistics import mean
 import common
 
 from fmnist_ray.config import TrialConfig
-from fmnist_ray.train import train_trial
+from fmnist_ray.training.loop import train_trial
 
 ARCHITECTURES = ("mlp", "cnn", "deep_cnn_bn")
 TARGET = 0.95
@@ -30,7 +30,7 @@ def main() -> None:
                    help="epochs per run; from 2 on, a steady-state ratio leaves epoch 1 out")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--with-train-trial", action="store_true",
-                   help="also time fmnist_ray.train.train_trial without Ray (loop overhead)")
+                   help="also time fmnist_ray.training.loop.train_trial without Ray (loop overhead)")
     args = p.parse_args()
     base = {"optimizer": "adam", "lr": 1e-3, "batch_size": args.batch_size,
             "epochs": args.epochs, "seed": 0, "device": "cpu"}

@@ -1,7 +1,7 @@
 """Training images/s of each technique the `auto` settings choose between, on this machine.
 
 For each convolutional model: contiguous vs channels_last memory format (fp32), fp32 vs bf16
-autocast (channels_last), and 1 vs 2 threads. Each figure is `fmnist_ray.train.
+autocast (channels_last), and 1 vs 2 threads. Each figure is `fmnist_ray.training.loop.
 measure_throughput` (training steps only, after one warm-up batch) on the real data, one
 process, no Ray. `auto` should pick the fastest: the last column says what it picks here.
 
@@ -14,7 +14,7 @@ import common
 import torch
 
 from fmnist_ray.config import TrialConfig
-from fmnist_ray.train import measure_throughput, resolve_memory_format, resolve_precision
+from fmnist_ray.training.loop import measure_throughput, resolve_memory_format, resolve_precision
 
 MODELS = {"cnn": {}, "deep_cnn_bn": {}, "resnet": {"width": 16, "depth": 2}}
 

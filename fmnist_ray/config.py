@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-# Names only, so that validating a spec never imports torch: `fmnist_ray.models.MODELS` builds
-# these models and `fmnist_ray.train.build_optimizer` these optimizers.
+# Names only, so that validating a spec never imports torch: `fmnist_ray.training.models.MODELS` builds
+# these models and `fmnist_ray.training.loop.build_optimizer` these optimizers.
 MODELS = ("mlp", "cnn", "deep_cnn_bn", "resnet")
 OPTIMIZERS = ("sgd", "sgd_momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmnist_ray.data import DEBIAN_DIR, FILES, write_idx
+from fmnist_ray.training.data import DEBIAN_DIR, FILES, write_idx
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "fmnist_ray.cli"]
+CLI = [sys.executable, "-m", "fmnist_ray.cli.app"]
 
 
 def synthetic_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

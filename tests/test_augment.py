@@ -1,8 +1,8 @@
 import torch
 
-from fmnist_ray.augment import Augmenter
+from fmnist_ray.training.augment import Augmenter
 from fmnist_ray.config import TrialConfig
-from fmnist_ray.schedules import lr_factor
+from fmnist_ray.training.schedules import lr_factor
 
 
 def _augmenter(seed=0, **options) -> Augmenter:

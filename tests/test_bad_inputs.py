@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from fmnist_ray.cli import app
+from fmnist_ray.cli.app import app
 
 from .conftest import REPO
 
@@ -342,10 +342,10 @@ def guard(monkeypatch, tmp_path):
     scratch working directory so nothing lands in the repository."""
     import ray
 
-    import fmnist_ray.train
+    import fmnist_ray.training.loop
 
     monkeypatch.setattr(ray, "init", _refuse_to_start)
-    monkeypatch.setattr(fmnist_ray.train, "train_trial", _refuse_to_start)
+    monkeypatch.setattr(fmnist_ray.training.loop, "train_trial", _refuse_to_start)
     threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
     cwd = tmp_path / "cwd"
     cwd.mkdir()
@@ -462,7 +462,7 @@ def test_pathological_spec_is_refused_in_seconds(tmp_path, synthetic_dir, text, 
     began = time.monotonic()
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "fmnist_ray.cli", "sweep", str(spec), "--dry-run",
+            [sys.executable, "-m", "fmnist_ray.cli.app", "sweep", str(spec), "--dry-run",
              "--data-dir", str(synthetic_dir)], cwd=REPO, capture_output=True, text=True,
             errors="replace", timeout=60, preexec_fn=_cap_memory)
     except subprocess.TimeoutExpired:

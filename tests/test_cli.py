@@ -4,7 +4,7 @@ import sys
 
 from typer.testing import CliRunner
 
-from fmnist_ray.cli import app
+from fmnist_ray.cli.app import app
 
 from .conftest import CLI, REPO, real_data, run_cli
 
@@ -54,8 +54,8 @@ def test_help_report_and_spec_validation_import_neither_torch_nor_ray():
     """Commands that don't train start fast: --help, and validating a spec, stay torch-free."""
     code = ("import sys\n"
             "from typer.testing import CliRunner\n"
-            "from fmnist_ray.cli import app\n"
-            "from fmnist_ray.spec_file import load_spec\n"
+            "from fmnist_ray.cli.app import app\n"
+            "from fmnist_ray.spec.file import load_spec\n"
             "from fmnist_ray.report import load_results\n"
             "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
             "assert CliRunner().invoke(app, ['ls', 'tests/data']).exit_code == 0\n"
@@ -150,7 +150,7 @@ def test_ctrl_c_in_train_says_what_finished_and_exits_130(synthetic_dir, tmp_pat
     assert "Traceback" not in text
 
 def test_time_left_comes_from_measured_epochs_shared_by_running_trials():
-    from fmnist_ray.progress import time_left
+    from fmnist_ray.sweep.progress import time_left
 
     rows = [{"status": "completed", "epochs": 4, "epochs_run": 4, "seconds": 40.0},
             {"status": "running", "epochs": 4, "epochs_run": 1, "seconds": 10.0},

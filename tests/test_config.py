@@ -3,9 +3,9 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from fmnist_ray.cli import app
+from fmnist_ray.cli.app import app
 from fmnist_ray.config import TrialConfig
-from fmnist_ray.spec_file import load_spec
+from fmnist_ray.spec.file import load_spec
 
 runner = CliRunner()
 GOOD = """

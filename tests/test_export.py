@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from fmnist_ray.cli import app
+from fmnist_ray.cli.app import app
 from fmnist_ray.config import TrialConfig
-from fmnist_ray.data import PIXEL_MEAN, PIXEL_STD, load_fashion_mnist
-from fmnist_ray.export import export_model
-from fmnist_ray.train import build_trial_model, train_trial
+from fmnist_ray.training.data import PIXEL_MEAN, PIXEL_STD, load_fashion_mnist
+from fmnist_ray.model_export.export import export_model
+from fmnist_ray.training.loop import build_trial_model, train_trial
 
 from .conftest import write_dataset
 

@@ -1,6 +1,6 @@
 """Findings on synthetic result tables with known effects: what is real, what is noise.
 
-Each table is written in the sweep's exact tidy format (`results.trial_row` / `epoch_row`), with
+Each table is written in the sweep's exact tidy format (`exports.trial_row` / `epoch_row`), with
 effects planted at a known size against a known seed noise, and read back by the report.
 """
 
@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from fmnist_ray import results
-from fmnist_ray.outcomes import failed_to_learn
+from fmnist_ray.results import exports
+from fmnist_ray.results.outcomes import failed_to_learn
 from fmnist_ray.report import build_report, load_results, summarize
 from fmnist_ray.report.analysis import best_config, best_trial
 from fmnist_ray.report.findings import sweep_findings
@@ -107,9 +107,9 @@ def test_selection_never_reads_test_columns(tmp_path):
 def test_a_chance_level_trial_is_failed_to_learn(tmp_path):
     assert failed_to_learn(0.101) and failed_to_learn(0.149) and not failed_to_learn(0.2)
     assert not failed_to_learn(None) and not failed_to_learn(math.nan)
-    assert results.trial_status("TERMINATED", {"epoch": 3, "best_val_accuracy": 0.1}, 3) == \
+    assert exports.trial_status("TERMINATED", {"epoch": 3, "best_val_accuracy": 0.1}, 3) == \
         "failed_to_learn"
-    assert results.trial_status("TERMINATED", {"epoch": 3, "best_val_accuracy": 0.8}, 3) == \
+    assert exports.trial_status("TERMINATED", {"epoch": 3, "best_val_accuracy": 0.8}, 3) == \
         "completed"
     # An export from before the status existed says `completed`: the report corrects it.
     stuck = [epoch(n, 2.303, 2.302, 0.1) for n in (1, 2, 3)]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from fmnist_ray.cli import app
+from fmnist_ray.cli.app import app
 from fmnist_ray.sweep.store import TrialStore
 
 from .conftest import CLI, REPO, run_cli
@@ -94,8 +94,8 @@ def test_a_second_sweep_reuses_every_trial_and_reports_the_same(tmp_path, small_
 
     # Training code whose numbers changed (a bumped NUMERICS_VERSION) reuses nothing.
     bumped = subprocess.run(
-        [sys.executable, "-c", "import sys; import fmnist_ray.train as t; "
-         "t.NUMERICS_VERSION += 1; from fmnist_ray.cli import app; app(sys.argv[1:])",
+        [sys.executable, "-c", "import sys; import fmnist_ray.training.loop as t; "
+         "t.NUMERICS_VERSION += 1; from fmnist_ray.cli.app import app; app(sys.argv[1:])",
          "sweep", str(small_grid), "--storage", str(results), "--name", "bumped", "--quiet",
          "--data-dir", str(synthetic_dir)], cwd=REPO, capture_output=True, text=True,
         timeout=300)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fmnist_ray.models import MODELS, build_model, count_parameters
+from fmnist_ray.training.models import MODELS, build_model, count_parameters
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -1,7 +1,7 @@
 """The HTML report: summary numbers, partial results, offline rendering in a real browser.
 
 Most tests write small results directories in the exact tidy format the sweep exports (rows
-made by `fmnist_ray.results.trial_row` / `epoch_row`), so they run in milliseconds; the tests
+made by `fmnist_ray.results.exports.trial_row` / `epoch_row`), so they run in milliseconds; the tests
 marked slow run a real smoke sweep on tiny synthetic IDX files first.
 """
 
@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 import yaml
 
-from fmnist_ray import results
+from fmnist_ray.results import exports
 from fmnist_ray.config import TrialConfig
-from fmnist_ray.data import CLASS_NAMES, FILES, write_idx
+from fmnist_ray.training.data import CLASS_NAMES, FILES, write_idx
 from fmnist_ray.errors import UserError
 from fmnist_ray.report import REFERENCE, build_report, load_results, summarize
-from fmnist_ray.spec_file import parse_spec, spec_to_yaml
+from fmnist_ray.spec.file import parse_spec, spec_to_yaml
 
 from .conftest import run_cli
 
@@ -65,17 +65,17 @@ def trial(trial_id: str, history: list[dict], status: str = "completed", test_ac
             "test_accuracy": test_accuracy, "test_loss": test_loss,
             "test_confusion": json.dumps(confusion(test_accuracy)) if test_accuracy else None,
             "params": 421_642, "node_id": "node-1"}
-    row = results.trial_row(trial_id, TrialConfig(**settings), variant, status, history, last,
+    row = exports.trial_row(trial_id, TrialConfig(**settings), variant, status, history, last,
                             error)
-    return row, [results.epoch_row(trial_id, h) for h in history]
+    return row, [exports.epoch_row(trial_id, h) for h in history]
 
 
 def write_sweep(directory: Path, spec: dict, trials: list[tuple[dict, list[dict]]]) -> str:
     """A results directory as `fmnist-ray sweep` leaves it: spec.yaml and the two tables."""
     uri = str(directory)
-    results.write_text(uri, results.SPEC_FILE, spec_to_yaml(parse_spec(spec, "test")))
-    results.write_table(uri, results.TRIALS_FILE, [row for row, _ in trials])
-    results.write_table(uri, results.EPOCHS_FILE, [e for _, rows in trials for e in rows])
+    exports.write_text(uri, exports.SPEC_FILE, spec_to_yaml(parse_spec(spec, "test")))
+    exports.write_table(uri, exports.TRIALS_FILE, [row for row, _ in trials])
+    exports.write_table(uri, exports.EPOCHS_FILE, [e for _, rows in trials for e in rows])
     return uri
 
 
@@ -260,7 +260,7 @@ def test_missing_results_directory_is_a_user_error(tmp_path):
 
 def test_truncated_trials_table_is_a_user_error(tmp_path):
     uri = batch_size_sweep(tmp_path / "batch")
-    table = Path(uri) / results.TRIALS_FILE
+    table = Path(uri) / exports.TRIALS_FILE
     table.write_bytes(table.read_bytes()[:200])
     with pytest.raises(UserError) as caught:
         build_report([uri], tmp_path / "report.html")
@@ -278,7 +278,7 @@ def test_directory_without_trials_table_is_a_user_error(tmp_path):
 
 def test_report_without_epochs_says_what_is_missing(tmp_path):
     uri = batch_size_sweep(tmp_path / "batch")
-    (Path(uri) / results.EPOCHS_FILE).unlink()
+    (Path(uri) / exports.EPOCHS_FILE).unlink()
     page = build_report([uri], tmp_path / "out" / "report.html").read_text()
     assert ("epochs.parquet is missing or unreadable: no learning curves, no overfitting over "
             "epochs") in page
@@ -290,8 +290,8 @@ def test_report_without_epochs_says_what_is_missing(tmp_path):
 
 def test_report_lists_unplanned_unfinished_and_historyless_trials(tmp_path):
     uri = study_sweep(tmp_path / "study")
-    trials = results.read_table(uri, results.TRIALS_FILE)
-    results.write_table(uri, results.TRIALS_FILE, trials.iloc[:10].to_dict("records"))
+    trials = exports.read_table(uri, exports.TRIALS_FILE)
+    exports.write_table(uri, exports.TRIALS_FILE, trials.iloc[:10].to_dict("records"))
     assert "The spec plans 16 trials; trials.parquet holds 10." in load_results(uri).missing
 
     full = load_results(study_sweep(tmp_path / "again"))
@@ -301,7 +301,7 @@ def test_report_lists_unplanned_unfinished_and_historyless_trials(tmp_path):
 
 def test_report_without_spec_guesses_the_axes(tmp_path):
     uri = batch_size_sweep(tmp_path / "batch")
-    (Path(uri) / results.SPEC_FILE).unlink()
+    (Path(uri) / exports.SPEC_FILE).unlink()
     loaded = load_results(uri)
     assert [a.name for a in loaded.axes] == ["batch_size"]
     assert loaded.missing[0].startswith("spec.yaml is missing: the varied axes are guessed")
@@ -387,10 +387,10 @@ def test_all_finds_every_sweep_in_a_storage_uri(tmp_path):
 
 def test_report_never_overwrites_a_file_it_did_not_write(tmp_path):
     uri = batch_size_sweep(tmp_path / "batch")
-    before = (Path(uri) / results.TRIALS_FILE).read_bytes()
+    before = (Path(uri) / exports.TRIALS_FILE).read_bytes()
     with pytest.raises(UserError, match="not an .html path"):
-        build_report([uri], Path(uri) / results.TRIALS_FILE)
-    assert (Path(uri) / results.TRIALS_FILE).read_bytes() == before
+        build_report([uri], Path(uri) / exports.TRIALS_FILE)
+    assert (Path(uri) / exports.TRIALS_FILE).read_bytes() == before
     notes = tmp_path / "notes.html"
     notes.write_text("<p>my notes</p>")
     with pytest.raises(UserError, match="notes.html: exists and is not a report this command "
@@ -454,7 +454,7 @@ def smoke_results(tmp_path_factory) -> str:
 
 @pytest.mark.slow
 def test_report_of_a_real_sweep(smoke_results, tmp_path):
-    spec = yaml.safe_load((Path(smoke_results) / results.SPEC_FILE).read_text())
+    spec = yaml.safe_load((Path(smoke_results) / exports.SPEC_FILE).read_text())
     assert spec["axes"] == {"lr": [0.001, 0.003]}
     loaded = load_results(smoke_results)
     assert loaded.missing == []

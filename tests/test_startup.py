@@ -12,8 +12,8 @@ import ray
 
 from fmnist_ray.cluster import ray_session, started_here
 from fmnist_ray.cluster.session import IMPORTED_BY_RAY_START_AND_TUNE
-from fmnist_ray.data import load_fashion_mnist
-from fmnist_ray.spec_file import parse_spec_text
+from fmnist_ray.training.data import load_fashion_mnist
+from fmnist_ray.spec.file import parse_spec_text
 from fmnist_ray.sweep import run_sweep
 
 from .conftest import REPO
@@ -31,7 +31,7 @@ def new_modules(then: str) -> set[str]:
     """The modules `then` imports in a process that has imported what the CLI has when a
     sweep starts Ray, and the modules imported before the Tune layer's import starts."""
     code = ("import importlib, sys, json, logging\n"
-            "import fmnist_ray.cli, fmnist_ray.cluster, ray\n"
+            "import fmnist_ray.cli.app, fmnist_ray.cluster, ray\n"
             f"for name in {IMPORTED_BY_RAY_START_AND_TUNE!r}:\n"
             "    importlib.import_module(name)\n"
             "before = set(sys.modules)\n"

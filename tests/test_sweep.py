@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from fmnist_ray.cli import app
-from fmnist_ray.ray_files import rebuild_from_ray_logs
-from fmnist_ray.spec_file import parse_spec_text
+from fmnist_ray.cli.app import app
+from fmnist_ray.results.ray_files import rebuild_from_ray_logs
+from fmnist_ray.spec.file import parse_spec_text
 
 from .conftest import run_cli
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from fmnist_ray.config import TrialConfig
-from fmnist_ray.data import load_fashion_mnist
-from fmnist_ray.train import TrainState, build_optimizer, train_trial
+from fmnist_ray.training.data import load_fashion_mnist
+from fmnist_ray.training.loop import TrainState, build_optimizer, train_trial
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_channels_last_trains_the_same_cnn(data):
 
 
 def test_auto_memory_format_is_channels_last_for_convolutional_models():
-    from fmnist_ray.train import resolve_memory_format
+    from fmnist_ray.training.loop import resolve_memory_format
 
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert resolve_memory_format(TrialConfig(model="cnn"), cuda) == "channels_last"
@@ -165,8 +165,8 @@ def test_training_does_not_import_torch_compile(tmp_path, synthetic_dir):
     code = (
         "import sys\n"
         "from fmnist_ray.config import TrialConfig\n"
-        "from fmnist_ray.data import load_fashion_mnist\n"
-        "from fmnist_ray.train import TrainState, train_trial\n"
+        "from fmnist_ray.training.data import load_fashion_mnist\n"
+        "from fmnist_ray.training.loop import TrainState, train_trial\n"
         f"data = load_fashion_mnist({str(synthetic_dir)!r})\n"
         "config = TrialConfig(model='cnn', width=4, optimizer='adamw', epochs=2, ema=0.9)\n"
         "states = []\n"

@@ -9,7 +9,8 @@ from typing import Any
 
 import ray
 
-from fmnist_ray import __version__, results
+from fmnist_ray import __version__
+from fmnist_ray.results import exports
 from fmnist_ray.cluster.session import alive_nodes, run_on_each_node
 from fmnist_ray.errors import UserError
 
@@ -36,7 +37,7 @@ class NodeInfo:
 def _node_facts(probe_uri: str, data_dir: str | None) -> dict[str, Any]:
     """Runs on one node: its versions, whether it finds the dataset and can write storage."""
     import fmnist_ray
-    from fmnist_ray.data import find_data_dir
+    from fmnist_ray.training.data import find_data_dir
 
     node_id = ray.get_runtime_context().get_node_id()
     facts: dict[str, Any] = {"ray": ray.__version__, "fmnist_ray": fmnist_ray.__version__,
@@ -46,7 +47,7 @@ def _node_facts(probe_uri: str, data_dir: str | None) -> dict[str, Any]:
     except UserError as exc:
         facts["data_error"] = str(exc)
     try:
-        results.write_text(probe_uri, node_id, node_id)
+        exports.write_text(probe_uri, node_id, node_id)
     except Exception as exc:  # any storage failure is a finding, not a crash
         facts["storage_error"] = f"{type(exc).__name__}: {exc}"
     return facts
@@ -90,7 +91,7 @@ def _storage_check(storage: str, probe_uri: str, facts: list[tuple[dict, dict]])
         if "storage_error" in f:
             continue
         try:
-            if results.read_text(probe_uri, node["NodeID"]) != node["NodeID"]:
+            if exports.read_text(probe_uri, node["NodeID"]) != node["NodeID"]:
                 raise UserError("wrong content")
         except UserError:
             problems.append(f"{_short(node)} wrote a file this node cannot read (not shared)")
@@ -104,7 +105,7 @@ def _storage_check(storage: str, probe_uri: str, facts: list[tuple[dict, dict]])
 
 def _remove_probe(probe_uri: str) -> None:
     try:
-        fs, root = results.open_storage(probe_uri)
+        fs, root = exports.open_storage(probe_uri)
         fs.delete_dir(root)
     except Exception:  # leftovers are harmless, best effort
         pass

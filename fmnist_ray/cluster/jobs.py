@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fmnist_ray.errors import UserError
-from fmnist_ray.storage import is_uri
+from fmnist_ray.results.storage import is_uri
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 IN_JOB_ENV = "FMNIST_RAY_IN_JOB"

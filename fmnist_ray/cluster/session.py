@@ -18,8 +18,8 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from fmnist_ray.errors import UserError
-from fmnist_ray.preflight import NodeSize
-from fmnist_ray.storage import is_uri
+from fmnist_ray.results.preflight import NodeSize
+from fmnist_ray.results.storage import is_uri
 
 START_HINT = "start a cluster with `ray start --head` or `ray up cluster.yaml`, or drop --address"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fmnist_ray.outcomes import Status
+from fmnist_ray.results.outcomes import Status
 from fmnist_ray.report.formatting import count_noun
 from fmnist_ray.report.load import SweepResults
 

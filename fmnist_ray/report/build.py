@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from fmnist_ray.data import CLASS_NAMES
+from fmnist_ray.training.data import CLASS_NAMES
 from fmnist_ray.errors import UserError
 from fmnist_ray.report.analysis import best_trial
 from fmnist_ray.report.findings import SweepFindings, sweep_findings

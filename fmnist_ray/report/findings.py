@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
-from fmnist_ray.outcomes import CHANCE_LOSS
+from fmnist_ray.results.outcomes import CHANCE_LOSS
 from fmnist_ray.report.analysis import (
     FAILED,
     best_config,

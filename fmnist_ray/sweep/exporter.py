@@ -9,10 +9,10 @@ from typing import Any
 
 from ray import tune
 
-from fmnist_ray import ray_files, results
+from fmnist_ray.results import exports, ray_files
 from fmnist_ray.config import SweepSpec
 from fmnist_ray.errors import UserError
-from fmnist_ray.outcomes import RAN_TO_END, Status
+from fmnist_ray.results.outcomes import RAN_TO_END, Status
 from fmnist_ray.sweep.store import TrialKeys, TrialStore
 from fmnist_ray.sweep.trainable import CHECKPOINT_FILE, REPORTED
 
@@ -56,13 +56,13 @@ class ResultsExporter(tune.Callback):
     def setup(self, **info):
         """Pick up what an earlier run of this sweep recorded, so a resume loses no epoch."""
         try:
-            for row in results.read_table(self.uri, results.EPOCHS_FILE).to_dict("records"):
+            for row in exports.read_table(self.uri, exports.EPOCHS_FILE).to_dict("records"):
                 self.epochs.setdefault((row["trial_id"], int(row["epoch"])), row)
         except UserError:
             pass  # a new sweep, or an export that was never written
         for trial_id, log in ray_files.read_ray_logs(self.uri).items():
             for record in log.records:
-                self.epochs[(trial_id, int(record["epoch"]))] = results.epoch_row(trial_id, record)
+                self.epochs[(trial_id, int(record["epoch"]))] = exports.epoch_row(trial_id, record)
                 self._keep_reported(trial_id, record)
 
     def _keep_reported(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -79,11 +79,11 @@ class ResultsExporter(tune.Callback):
             last = self._newest.get(trial.trial_id) or trial.last_result or {}
             error = error_summary(trial) if trial.status == "ERROR" else None
             variant = trial.config.get("variant", {}).get("name")
-            status = results.trial_status(trial.status, last, config.epochs)
+            status = exports.trial_status(trial.status, last, config.epochs)
             checkpoint = trial.checkpoint
             where = (f"{checkpoint.path}/{CHECKPOINT_FILE}" if checkpoint is not None
                      else last.get("reused_checkpoint"))
-            rows.append(results.trial_row(
+            rows.append(exports.trial_row(
                 trial.trial_id, config, variant, status, history, last, error, where,
                 key=last.get("trial_key") or (self.keys.key(config) if self.keys else None),
                 reused_from=last.get("reused_from")))
@@ -91,11 +91,11 @@ class ResultsExporter(tune.Callback):
 
     def write(self, trials) -> list[dict[str, Any]]:
         rows = self._trial_rows(trials)
-        results.write_table(self.uri, results.TRIALS_FILE, rows)
+        exports.write_table(self.uri, exports.TRIALS_FILE, rows)
         # Only this sweep's trials: Ray starts over (new trial ids) when its saved state was
         # damaged, and an extended sweep's earlier run left its trials' folders behind.
         known = {trial.trial_id for trial in trials}
-        results.write_table(self.uri, results.EPOCHS_FILE,
+        exports.write_table(self.uri, exports.EPOCHS_FILE,
                             sorted((r for r in self.epochs.values() if r["trial_id"] in known),
                                    key=lambda r: (r["trial_id"], r["epoch"])))
         self.last_write = time.monotonic()
@@ -105,7 +105,7 @@ class ResultsExporter(tune.Callback):
         """Keep a trial that ran to its end (and was not itself reused) in the store."""
         config = self.spec.trial_config(trial.config)
         # Tune calls back before it marks the trial terminated.
-        ended = results.trial_status("TERMINATED", self._newest.get(trial.trial_id) or {},
+        ended = exports.trial_status("TERMINATED", self._newest.get(trial.trial_id) or {},
                                      config.epochs)
         if (self.store is None or row["trial_key"] is None or row["reused_from"]
                 or ended not in RAN_TO_END):
@@ -130,7 +130,7 @@ class ResultsExporter(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         # A trial retried from a checkpoint reports some epochs again: keep the newest.
-        self.epochs[(trial.trial_id, result["epoch"])] = results.epoch_row(trial.trial_id, result)
+        self.epochs[(trial.trial_id, result["epoch"])] = exports.epoch_row(trial.trial_id, result)
         self._newest[trial.trial_id] = result
         self._keep_reported(trial.trial_id, result)
         if time.monotonic() - self.last_write > self.every_seconds:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fmnist_ray import ray_files, results
+from fmnist_ray.results import exports, ray_files
 from fmnist_ray.config import SweepSpec
 from fmnist_ray.errors import UserError
-from fmnist_ray.spec_file import read_stored_spec
+from fmnist_ray.spec.file import read_stored_spec
 
 # Changing these changes what the existing trials are or how they are judged.
 FIXED = ("metric", "mode", "search", "scheduler", "trial")
@@ -73,7 +73,7 @@ def extension_problems(stored: SweepSpec, grown: SweepSpec) -> list[str]:
 def check_extension(grown: SweepSpec, uri: str) -> None:
     """Refuse, in one line, a change that is not an extension of the sweep at `uri` (or no
     sweep there to extend)."""
-    if not results.saved_state(uri).spec:
+    if not exports.saved_state(uri).spec:
         raise UserError(f"{uri}: no sweep to extend there; check --storage and --name, or run "
                         f"without --extend to start it")
     if ray_files.unfinished_trial_ids(uri):
@@ -90,7 +90,7 @@ def check_extension(grown: SweepSpec, uri: str) -> None:
 def earlier_points(uri: str) -> list[dict[str, Any]]:
     """The search-space points of the sweep's trials so far, in the order they ran."""
     try:
-        ids = list(results.read_table(uri, results.TRIALS_FILE)["trial_id"])
+        ids = list(exports.read_table(uri, exports.TRIALS_FILE)["trial_id"])
     except UserError:
         return []
     logs = ray_files.read_ray_logs(uri)

@@ -15,16 +15,17 @@ from typing import Any
 import yaml
 from ray import tune
 
-from fmnist_ray import ray_files, results, train
+from fmnist_ray.results import exports, ray_files
+from fmnist_ray.training.loop import NUMERICS_VERSION
 from fmnist_ray.cluster import check_shared_storage, node_sizes, started_here
 from fmnist_ray.config import SweepSpec
-from fmnist_ray.data import FashionMNIST, fingerprint
-from fmnist_ray.driver_lock import driver_lock
+from fmnist_ray.training.data import FashionMNIST, fingerprint
+from fmnist_ray.results.driver_lock import driver_lock
 from fmnist_ray.errors import UserError
-from fmnist_ray.outcomes import ACTIVE, Status
-from fmnist_ray.preflight import check_resources, check_storage, check_sweep_folder
-from fmnist_ray.spec_file import read_stored_spec, spec_to_yaml
-from fmnist_ray.storage import experiment_uri
+from fmnist_ray.results.outcomes import ACTIVE, Status
+from fmnist_ray.results.preflight import check_resources, check_storage, check_sweep_folder
+from fmnist_ray.spec.file import read_stored_spec, spec_to_yaml
+from fmnist_ray.results.storage import experiment_uri
 from fmnist_ray.sweep.exporter import DISPLAYS, ResultsExporter
 from fmnist_ray.sweep.extension import check_extension, earlier_points
 from fmnist_ray.sweep.store import TrialKeys, TrialStore
@@ -139,7 +140,7 @@ def _prepare(spec: SweepSpec, uri: str, resume: bool, extend: bool) -> tuple[boo
                             f"`fmnist-ray extend {uri}` to add trials, or --name NEW for a "
                             f"new sweep")
     else:
-        results.write_text(uri, results.SPEC_FILE, spec_to_yaml(spec))
+        exports.write_text(uri, exports.SPEC_FILE, spec_to_yaml(spec))
     return resume, []
 
 
@@ -149,7 +150,7 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
     resume, points = _prepare(spec, uri, resume, extend)
     _quiet_ray()
     store = TrialStore(storage)
-    keys = TrialKeys(fingerprint(data), train.NUMERICS_VERSION)
+    keys = TrialKeys(fingerprint(data), NUMERICS_VERSION)
     run_trial = trainable(spec, data, store.load() if reuse else None, keys)
     if on_update is not None:
         DISPLAYS[uri] = on_update
@@ -164,7 +165,7 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
             exporter = ResultsExporter(spec, uri, store=store, keys=keys)
             tuner = build_tuner(spec, run_trial, storage, [exporter], points)
             if extend:  # only now: a resume from here on restores the grown run
-                results.write_text(uri, results.SPEC_FILE, spec_to_yaml(spec))
+                exports.write_text(uri, exports.SPEC_FILE, spec_to_yaml(spec))
         with trials_on_idle_workers() if started_here() else contextlib.nullcontext():
             tuner.fit()
     except Exception as exc:
@@ -182,13 +183,13 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
 
 def _summarize(spec: SweepSpec, uri: str, seconds: float) -> SweepSummary:
     trials = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
-              for row in results.read_table(uri, results.TRIALS_FILE).to_dict("records")]
+              for row in exports.read_table(uri, exports.TRIALS_FILE).to_dict("records")]
     unfinished = ray_files.unfinished_trial_ids(uri)
     if unfinished:
         for row in trials:
             if row["trial_id"] in unfinished:
                 row["status"] = Status.INTERRUPTED
-        results.write_table(uri, results.TRIALS_FILE, trials)
+        exports.write_table(uri, exports.TRIALS_FILE, trials)
     summary = SweepSummary(uri, seconds)
     for row in trials:
         summary.statuses[row["status"]] = summary.statuses.get(row["status"], 0) + 1

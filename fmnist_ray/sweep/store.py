@@ -24,8 +24,8 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from fmnist_ray.config import TrialConfig
-from fmnist_ray.results import open_storage, write_bytes
-from fmnist_ray.storage import is_uri
+from fmnist_ray.results.exports import open_storage, write_bytes
+from fmnist_ray.results.storage import is_uri
 
 STORE_DIR = "trial-store"
 INDEX_FILE = "index.json"
@@ -34,7 +34,7 @@ INDEX_FILE = "index.json"
 @dataclass(frozen=True)
 class TrialKeys:
     """How trials are identified in one sweep: by their settings, on this data, trained by
-    this version of the training numerics (`fmnist_ray.train.NUMERICS_VERSION`)."""
+    this version of the training numerics (`fmnist_ray.training.loop.NUMERICS_VERSION`)."""
 
     data_fingerprint: str
     numerics: int

@@ -15,7 +15,7 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from fmnist_ray.config import Range, SweepSpec
-from fmnist_ray.storage import is_uri
+from fmnist_ray.results.storage import is_uri
 
 
 def _dimension(values: list[Any] | Range, searched: bool):

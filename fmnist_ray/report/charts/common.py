@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import altair as alt
 import pandas as pd
 
-from fmnist_ray.outcomes import Status
+from fmnist_ray.results.outcomes import Status
 from fmnist_ray.report.analysis import FAILED
 from fmnist_ray.report.axes import Axis
 from fmnist_ray.report.formatting import format_value

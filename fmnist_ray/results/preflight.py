@@ -11,11 +11,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmnist_ray import results
+from fmnist_ray.results import exports
 from fmnist_ray.config import Resources
-from fmnist_ray.driver_lock import check_no_live_driver
+from fmnist_ray.results.driver_lock import check_no_live_driver
 from fmnist_ray.errors import UserError
-from fmnist_ray.storage import is_uri
+from fmnist_ray.results.storage import is_uri
 
 # Ray writes trial folders (named after their settings) and files inside the sweep's folder.
 ROOM_FOR_RAY = 300
@@ -113,7 +113,7 @@ def check_sweep_folder(uri: str, resume: bool, holding_lock: bool = False) -> bo
     A sweep killed before Ray saved its state is started again."""
     if not holding_lock:
         check_no_live_driver(uri)
-    saved = results.saved_state(uri)
+    saved = exports.saved_state(uri)
     started = saved.started
     if resume and not started and not saved.spec:
         raise UserError(f"{uri}: no sweep to resume there; check --storage and --name, or "

@@ -17,9 +17,9 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from fmnist_ray.config import TrialConfig
-from fmnist_ray.outcomes import Status, failed_to_learn
-from fmnist_ray.results import epoch_row, open_storage, read_text, trial_row
-from fmnist_ray.storage import is_uri
+from fmnist_ray.results.outcomes import Status, failed_to_learn
+from fmnist_ray.results.exports import epoch_row, open_storage, read_text, trial_row
+from fmnist_ray.results.storage import is_uri
 
 
 def _read_optional_text(fs: pafs.FileSystem, path: str) -> str | None:

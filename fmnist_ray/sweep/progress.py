@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fmnist_ray.config import SweepSpec
-from fmnist_ray.outcomes import ACTIVE
+from fmnist_ray.results.outcomes import ACTIVE
 
 
 def fmt(value, digits: int = 4) -> str:

@@ -18,8 +18,8 @@ import pyarrow.fs as pafs
 
 from fmnist_ray.config import TrialConfig
 from fmnist_ray.errors import UserError
-from fmnist_ray.outcomes import Status, failed_to_learn
-from fmnist_ray.storage import is_uri
+from fmnist_ray.results.outcomes import Status, failed_to_learn
+from fmnist_ray.results.storage import is_uri
 
 TRIALS_FILE = "trials.parquet"
 EPOCHS_FILE = "epochs.parquet"

@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from fmnist_ray.config import TrialConfig
-from fmnist_ray.data import CLASS_NAMES, PIXEL_MEAN, PIXEL_STD
+from fmnist_ray.training.data import CLASS_NAMES, PIXEL_MEAN, PIXEL_STD
 from fmnist_ray.errors import UserError
-from fmnist_ray.train import build_trial_model
+from fmnist_ray.training.loop import build_trial_model
 
 FORMAT = "fmnist-ray/torchscript-1"
 

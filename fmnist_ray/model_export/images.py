@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist_ray.data import IdxFile, read_idx
+from fmnist_ray.training.data import IdxFile, read_idx
 from fmnist_ray.errors import UserError
 
 SIZE = 28

@@ -24,9 +24,9 @@ from rich.table import Table
 from fmnist_ray import __version__
 from fmnist_ray.config import TrialConfig
 from fmnist_ray.errors import UserError
-from fmnist_ray.outcomes import ACTIVE
-from fmnist_ray.progress import LogLines, fmt, trials_table
-from fmnist_ray.spec_problems import describe_validation_error
+from fmnist_ray.results.outcomes import ACTIVE
+from fmnist_ray.sweep.progress import LogLines, fmt, trials_table
+from fmnist_ray.spec.problems import describe_validation_error
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]},
@@ -112,7 +112,7 @@ def main(
 @user_errors
 def data(data_dir: DataDir = None) -> None:
     """Find the dataset, verify every file, and say where it is."""
-    from fmnist_ray.data import load_fashion_mnist
+    from fmnist_ray.training.data import load_fashion_mnist
 
     dataset = load_fashion_mnist(data_dir)
     sizes = dataset.sizes
@@ -207,8 +207,8 @@ def train(
     finished = []
     began = time.monotonic()
     try:  # Ctrl-C at any point from here on ends with a line saying what was finished
-        from fmnist_ray.data import load_fashion_mnist
-        from fmnist_ray.train import train_trial
+        from fmnist_ray.training.data import load_fashion_mnist
+        from fmnist_ray.training.loop import train_trial
 
         dataset = load_fashion_mnist(data_dir)
         with progress:
@@ -236,7 +236,7 @@ def train(
         raise typer.Exit(130) from None
     saved = None
     if save is not None and result.best_model is not None:
-        from fmnist_ray.export import export_model
+        from fmnist_ray.model_export.export import export_model
 
         export_model(result.best_model, config, _test_metrics(result.to_dict()), save)
         saved = save
@@ -271,7 +271,7 @@ def _test_metrics(values) -> dict:
 def _cluster_nodes(address: str | None) -> list:
     """The nodes a dry run plans for: this machine, or those of the cluster at `address`
     (a Ray Jobs address is only checked for reachability: its nodes are seen by the job)."""
-    from fmnist_ray.preflight import this_machine
+    from fmnist_ray.results.preflight import this_machine
 
     if not address:
         return [this_machine()]
@@ -354,10 +354,10 @@ def sweep(
 ) -> None:
     """Run a sweep defined in a YAML spec on Ray Tune; exit 1 if any trial errored."""
     from fmnist_ray.cluster.jobs import is_jobs_address, leave_job_working_dir
-    from fmnist_ray.data import load_fashion_mnist
-    from fmnist_ray.preflight import check_resources, check_storage, check_sweep_folder
-    from fmnist_ray.spec_file import load_spec, spec_to_yaml
-    from fmnist_ray.storage import experiment_uri
+    from fmnist_ray.training.data import load_fashion_mnist
+    from fmnist_ray.results.preflight import check_resources, check_storage, check_sweep_folder
+    from fmnist_ray.spec.file import load_spec, spec_to_yaml
+    from fmnist_ray.results.storage import experiment_uri
 
     # --name is validated like the spec's own name (it becomes a directory).
     spec = load_spec(spec_file, overrides, name)
@@ -382,7 +382,7 @@ def sweep(
             check_sweep_folder(experiment_uri(storage, spec.name), resume)
     dataset = load_fashion_mnist(data_dir)
     if dry_run:
-        from fmnist_ray.plan import plan_sweep
+        from fmnist_ray.sweep.plan import plan_sweep
 
         nodes = _cluster_nodes(address)
         check_resources(spec.resources, nodes, f"the cluster at {address}" if address
@@ -412,12 +412,12 @@ def extend(
 ) -> None:
     """Grow a sweep with its stored spec changed by --set: only the new trials train."""
     from fmnist_ray.cluster.jobs import is_jobs_address
-    from fmnist_ray.data import load_fashion_mnist
-    from fmnist_ray.driver_lock import check_no_live_driver
-    from fmnist_ray.preflight import check_storage
-    from fmnist_ray.results import SPEC_FILE, read_text
-    from fmnist_ray.spec_file import load_spec_text, spec_to_yaml
-    from fmnist_ray.storage import split_experiment_uri
+    from fmnist_ray.training.data import load_fashion_mnist
+    from fmnist_ray.results.driver_lock import check_no_live_driver
+    from fmnist_ray.results.preflight import check_storage
+    from fmnist_ray.results.exports import SPEC_FILE, read_text
+    from fmnist_ray.spec.file import load_spec_text, spec_to_yaml
+    from fmnist_ray.results.storage import split_experiment_uri
     from fmnist_ray.sweep.extension import check_extension
 
     uri = results_dir.rstrip("/")
@@ -449,10 +449,10 @@ def resume(
 ) -> None:
     """Continue an interrupted sweep with the spec stored beside its results."""
     from fmnist_ray.cluster.jobs import is_jobs_address
-    from fmnist_ray.data import load_fashion_mnist
-    from fmnist_ray.preflight import check_storage, check_sweep_folder
-    from fmnist_ray.spec_file import read_stored_spec
-    from fmnist_ray.storage import experiment_uri, split_experiment_uri
+    from fmnist_ray.training.data import load_fashion_mnist
+    from fmnist_ray.results.preflight import check_storage, check_sweep_folder
+    from fmnist_ray.spec.file import read_stored_spec
+    from fmnist_ray.results.storage import experiment_uri, split_experiment_uri
 
     uri = results_dir.rstrip("/")
     storage, name = split_experiment_uri(uri)
@@ -472,8 +472,8 @@ def resume(
 
 def _print_resume_plan(spec, storage: str, errored: str) -> None:
     """What a resume keeps and what it runs, in trial order, before Ray starts."""
-    from fmnist_ray.results import TRIALS_FILE, read_table, saved_state
-    from fmnist_ray.storage import experiment_uri
+    from fmnist_ray.results.exports import TRIALS_FILE, read_table, saved_state
+    from fmnist_ray.results.storage import experiment_uri
 
     uri = experiment_uri(storage, spec.name)
     if not saved_state(uri).started:
@@ -614,7 +614,7 @@ def doctor(
     if not address:
         console.print("no --address: checking an embedded local Ray on this machine (pass "
                       "--address to check a cluster)", highlight=False)
-    from fmnist_ray.storage import is_uri
+    from fmnist_ray.results.storage import is_uri
 
     local = None if is_uri(storage) else Path(storage).expanduser()
     made = local is not None and not local.exists()
@@ -655,9 +655,9 @@ def export(
 ) -> None:
     """Export a trial's best-validation weights as TorchScript (loads without this tool),
     with a .json sidecar: config, normalisation, class names, test metrics."""
-    from fmnist_ray.browse import find_trial, newest_checkpoint
-    from fmnist_ray.export import config_from_row, export_model
-    from fmnist_ray.train import TrainState
+    from fmnist_ray.report.browse import find_trial, newest_checkpoint
+    from fmnist_ray.model_export.export import config_from_row, export_model
+    from fmnist_ray.training.loop import TrainState
 
     uri = results_dir.rstrip("/")
     _, row = find_trial(uri, trial)
@@ -682,9 +682,9 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON list.")] = False,
 ) -> None:
     """Classify images with an exported model: class and probability per image."""
-    from fmnist_ray.export import load_exported
-    from fmnist_ray.export import predict as classify
-    from fmnist_ray.images import read_images
+    from fmnist_ray.model_export.export import load_exported
+    from fmnist_ray.model_export.export import predict as classify
+    from fmnist_ray.model_export.images import read_images
 
     network, info = load_exported(model)
     labels, pixels = read_images(images)
@@ -710,7 +710,7 @@ def list_sweeps(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON list.")] = False,
 ) -> None:
     """List the sweeps in a storage: trials by status, best trial, when they ran."""
-    from fmnist_ray.browse import list_sweeps as listing
+    from fmnist_ray.report.browse import list_sweeps as listing
 
     sweeps = listing(storage)
     if as_json:
@@ -757,7 +757,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show a sweep's trials and the configuration it chose (on validation, never test)."""
-    from fmnist_ray.browse import show_sweep
+    from fmnist_ray.report.browse import show_sweep
 
     view = show_sweep(results_dir.rstrip("/"), sort, top)
     if as_json:
@@ -811,7 +811,7 @@ def report(
 
     dirs = list(results_dirs or [])
     if all_in:
-        from fmnist_ray.results import find_sweeps
+        from fmnist_ray.results.exports import find_sweeps
 
         dirs += find_sweeps(all_in)
         if not dirs:

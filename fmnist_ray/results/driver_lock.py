@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from fmnist_ray.errors import UserError
-from fmnist_ray.storage import is_uri
+from fmnist_ray.results.storage import is_uri
 
 LOCK_FILE = ".driver.lock"
 STALE_HOURS = 24.0

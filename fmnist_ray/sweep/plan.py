@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from fmnist_ray.config import SweepSpec, TrialConfig
-from fmnist_ray.data import FashionMNIST, fingerprint
+from fmnist_ray.training.data import FashionMNIST, fingerprint
 from fmnist_ray.sweep.store import TrialKeys, TrialStore
-from fmnist_ray.train import NUMERICS_VERSION, measure_throughput
+from fmnist_ray.training.loop import NUMERICS_VERSION, measure_throughput
 
 
 @dataclass

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from fmnist_ray.config import SweepSpec
 from fmnist_ray.errors import UserError
-from fmnist_ray.spec_problems import describe, semantic_problems
+from fmnist_ray.spec.problems import describe, semantic_problems
 
 MAX_BYTES = 256 * 1024
 MAX_DEPTH = 32
@@ -291,6 +291,6 @@ def spec_to_yaml(spec: SweepSpec) -> str:
 def read_stored_spec(uri: str) -> SweepSpec:
     """The spec a sweep was started with, from `spec.yaml` beside its results, parsed again so
     that settings added since come with their defaults."""
-    from fmnist_ray.results import SPEC_FILE, read_text
+    from fmnist_ray.results.exports import SPEC_FILE, read_text
 
     return parse_spec_text(read_text(uri, SPEC_FILE), f"{uri}/{SPEC_FILE}")

@@ -1,0 +1,1 @@
+"""Trained models as deployable files, and the images `predict` reads."""

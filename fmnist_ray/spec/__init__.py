@@ -1,0 +1,1 @@
+"""The sweep spec file: parsing, validation problems and their messages."""

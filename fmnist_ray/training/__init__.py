@@ -1,0 +1,1 @@
+"""The Ray-free training core: data, models, optimizers, augmentation, schedules and the loop."""

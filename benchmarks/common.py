@@ -24,9 +24,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from fmnist_ray.results import exports, ray_files
 from fmnist_ray.cluster import ray_session
 from fmnist_ray.config import TrialConfig
+from fmnist_ray.results import exports, ray_files
+from fmnist_ray.spec.file import parse_spec
+from fmnist_ray.sweep import SweepSummary, run_sweep
 from fmnist_ray.training.data import (
     DEBIAN_DIR,
     FILES,
@@ -37,8 +39,6 @@ from fmnist_ray.training.data import (
     read_idx,
     write_idx,
 )
-from fmnist_ray.spec.file import parse_spec
-from fmnist_ray.sweep import SweepSummary, run_sweep
 from fmnist_ray.training.loop import (
     build_optimizer,
     build_trial_model,

@@ -30,7 +30,7 @@ def main() -> None:
                    help="epochs per run; from 2 on, a steady-state ratio leaves epoch 1 out")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--with-train-trial", action="store_true",
-                   help="also time fmnist_ray.training.loop.train_trial without Ray (loop overhead)")
+                   help="also time training.loop.train_trial without Ray (loop overhead)")
     args = p.parse_args()
     base = {"optimizer": "adam", "lr": 1e-3, "batch_size": args.batch_size,
             "epochs": args.epochs, "seed": 0, "device": "cpu"}

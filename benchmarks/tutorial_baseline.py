@@ -6,7 +6,7 @@ validation set with `random_split`, iterates `DataLoader`s (`num_workers=8` as t
 writes it; `--num-workers` changes it), and saves a pickled checkpoint every epoch through
 `tune.report(..., checkpoint=Checkpoint.from_directory(...))`; `tune.Tuner` keeps its defaults
 apart from one CPU per trial. The fmnist-ray way is what `fmnist-ray sweep --quiet` runs.
-Both train the same models (`fmnist_ray.training.models`) with Adam, batch 64, on the same learning-rate
+Both train the same models (`training.models`) with Adam, batch 64, on the same learning-rate
 grid and epochs, each sweep in a fresh process. Targets on 2 cores: the fmnist-ray sweep takes
 >= 3x less wall time for the CNN and >= 4x less for the MLP (4 learning rates).
 
@@ -32,10 +32,10 @@ from ray import tune
 from torch import nn, optim
 from torch.utils.data import DataLoader, random_split
 
-from fmnist_ray.training.data import PIXEL_MEAN, PIXEL_STD, VALIDATION_SIZE, load_fashion_mnist
-from fmnist_ray.training.models import build_model
 from fmnist_ray.spec.file import parse_spec
 from fmnist_ray.sweep import run_sweep
+from fmnist_ray.training.data import PIXEL_MEAN, PIXEL_STD, VALIDATION_SIZE, load_fashion_mnist
+from fmnist_ray.training.models import build_model
 
 TARGETS = {"cnn": 3.0, "mlp": 4.0}
 BATCH_SIZE = 64

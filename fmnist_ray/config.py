@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-# Names only, so that validating a spec never imports torch: `fmnist_ray.training.models.MODELS` builds
+# Names only, so that validating a spec never imports torch: `training.models.MODELS` builds
 # these models and `fmnist_ray.training.loop.build_optimizer` these optimizers.
 MODELS = ("mlp", "cnn", "deep_cnn_bn", "resnet")
 OPTIMIZERS = ("sgd", "sgd_momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")

@@ -1,7 +1,7 @@
 import torch
 
-from fmnist_ray.training.augment import Augmenter
 from fmnist_ray.config import TrialConfig
+from fmnist_ray.training.augment import Augmenter
 from fmnist_ray.training.schedules import lr_factor
 
 

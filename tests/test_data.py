@@ -4,9 +4,9 @@ import shutil
 import numpy as np
 import pytest
 
+from fmnist_ray.errors import UserError
 from fmnist_ray.training import data
 from fmnist_ray.training.data import DEBIAN_DIR, FILES, load_fashion_mnist, read_idx, write_idx
-from fmnist_ray.errors import UserError
 
 from .conftest import real_data, run_cli
 

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from fmnist_ray.cli.app import app
 from fmnist_ray.config import TrialConfig
-from fmnist_ray.training.data import PIXEL_MEAN, PIXEL_STD, load_fashion_mnist
 from fmnist_ray.model_export.export import export_model
+from fmnist_ray.training.data import PIXEL_MEAN, PIXEL_STD, load_fashion_mnist
 from fmnist_ray.training.loop import build_trial_model, train_trial
 
 from .conftest import write_dataset

@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from fmnist_ray.results import exports
-from fmnist_ray.results.outcomes import failed_to_learn
 from fmnist_ray.report import build_report, load_results, summarize
 from fmnist_ray.report.analysis import best_config, best_trial
 from fmnist_ray.report.findings import sweep_findings
 from fmnist_ray.report.stats import Noise, compare, pooled_noise
 from fmnist_ray.report.verdicts import study_verdicts
+from fmnist_ray.results import exports
+from fmnist_ray.results.outcomes import failed_to_learn
 
 from .test_report import epoch, page_specs, trial, write_sweep
 

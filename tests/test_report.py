@@ -1,7 +1,7 @@
 """The HTML report: summary numbers, partial results, offline rendering in a real browser.
 
 Most tests write small results directories in the exact tidy format the sweep exports (rows
-made by `fmnist_ray.results.exports.trial_row` / `epoch_row`), so they run in milliseconds; the tests
+made by `results.exports.trial_row` / `epoch_row`), so they run in milliseconds; the tests
 marked slow run a real smoke sweep on tiny synthetic IDX files first.
 """
 
@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 import yaml
 
-from fmnist_ray.results import exports
 from fmnist_ray.config import TrialConfig
-from fmnist_ray.training.data import CLASS_NAMES, FILES, write_idx
 from fmnist_ray.errors import UserError
 from fmnist_ray.report import REFERENCE, build_report, load_results, summarize
+from fmnist_ray.results import exports
 from fmnist_ray.spec.file import parse_spec, spec_to_yaml
+from fmnist_ray.training.data import CLASS_NAMES, FILES, write_idx
 
 from .conftest import run_cli
 

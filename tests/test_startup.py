@@ -12,9 +12,9 @@ import ray
 
 from fmnist_ray.cluster import ray_session, started_here
 from fmnist_ray.cluster.session import IMPORTED_BY_RAY_START_AND_TUNE
-from fmnist_ray.training.data import load_fashion_mnist
 from fmnist_ray.spec.file import parse_spec_text
 from fmnist_ray.sweep import run_sweep
+from fmnist_ray.training.data import load_fashion_mnist
 
 from .conftest import REPO
 

@@ -10,9 +10,9 @@ from typing import Any
 import ray
 
 from fmnist_ray import __version__
-from fmnist_ray.results import exports
 from fmnist_ray.cluster.session import alive_nodes, run_on_each_node
 from fmnist_ray.errors import UserError
+from fmnist_ray.results import exports
 
 SETUP_HINT = "fix the node's setup (cluster.yaml setup_commands) and restart it"
 

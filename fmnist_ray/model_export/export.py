@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from fmnist_ray.config import TrialConfig
-from fmnist_ray.training.data import CLASS_NAMES, PIXEL_MEAN, PIXEL_STD
 from fmnist_ray.errors import UserError
+from fmnist_ray.training.data import CLASS_NAMES, PIXEL_MEAN, PIXEL_STD
 from fmnist_ray.training.loop import build_trial_model
 
 FORMAT = "fmnist-ray/torchscript-1"
@@ -111,3 +111,10 @@ def predict(model: torch.jit.ScriptModule, images: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255).unsqueeze(1)
         return torch.softmax(model(x), dim=1).numpy()
+
+
+def sidecar_metrics(values) -> dict:
+    """What a model's sidecar records of how it was measured."""
+    keys = ("test_accuracy", "test_loss", "best_epoch", "best_val_accuracy", "trial_id")
+    return {k: (values[k].item() if hasattr(values[k], "item") else values[k])
+            for k in keys if k in values}

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist_ray.training.data import IdxFile, read_idx
 from fmnist_ray.errors import UserError
+from fmnist_ray.training.data import IdxFile, read_idx
 
 SIZE = 28
 IDX_IMAGES = IdxFile(name="", magic=2051, count=-1, sha256="")  # any count, not checksummed

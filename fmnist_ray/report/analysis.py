@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fmnist_ray.results.outcomes import Status
 from fmnist_ray.report.formatting import count_noun
 from fmnist_ray.report.load import SweepResults
+from fmnist_ray.results.outcomes import Status
 
 # Runs that are results about settings, not models.
 FAILED = (Status.DIVERGED, Status.FAILED_TO_LEARN)

@@ -13,11 +13,11 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 from fmnist_ray.errors import UserError
-from fmnist_ray.results.outcomes import Status
 from fmnist_ray.report.analysis import choose, reused_from
 from fmnist_ray.report.axes import varied_axes
 from fmnist_ray.report.load import SweepResults, load_results
 from fmnist_ray.results.exports import TRIALS_FILE, find_sweeps, open_storage
+from fmnist_ray.results.outcomes import Status
 from fmnist_ray.results.storage import is_uri
 
 # Trials that end with a score the sweep chooses from (errored, unstarted ones don't).

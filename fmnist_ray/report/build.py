@@ -6,7 +6,6 @@ import json
 import re
 from pathlib import Path
 
-from fmnist_ray.training.data import CLASS_NAMES
 from fmnist_ray.errors import UserError
 from fmnist_ray.report.analysis import best_trial
 from fmnist_ray.report.findings import SweepFindings, sweep_findings
@@ -15,6 +14,7 @@ from fmnist_ray.report.load import SweepResults, load_results
 from fmnist_ray.report.page import GENERATOR, render_page
 from fmnist_ray.report.summary import REFERENCE, summarize
 from fmnist_ray.report.verdicts import study_verdicts
+from fmnist_ray.training.data import CLASS_NAMES
 
 
 def _write(path: Path, text: str) -> None:

@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
-from fmnist_ray.results.outcomes import CHANCE_LOSS
 from fmnist_ray.report.analysis import (
     FAILED,
     best_config,
@@ -25,6 +24,7 @@ from fmnist_ray.report.load import SweepResults
 from fmnist_ray.report.overfit import Pair, sweep_pairs
 from fmnist_ray.report.rungs import RungFinding, is_search, search_findings
 from fmnist_ray.report.stats import Noise, external_interval, test_sampling_se
+from fmnist_ray.results.outcomes import CHANCE_LOSS
 
 
 @dataclass

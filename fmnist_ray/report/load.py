@@ -15,8 +15,6 @@ import pyarrow.fs as pafs
 
 from fmnist_ray.config import SweepSpec, TrialConfig
 from fmnist_ray.errors import UserError
-from fmnist_ray.results.outcomes import failed_to_learn
-from fmnist_ray.results.ray_files import rebuild_from_ray_logs
 from fmnist_ray.report.axes import Axis, describe_axis, label_configs, varied_axes
 from fmnist_ray.results.exports import (
     EPOCH_COLUMNS,
@@ -26,6 +24,8 @@ from fmnist_ray.results.exports import (
     open_storage,
     read_table,
 )
+from fmnist_ray.results.outcomes import failed_to_learn
+from fmnist_ray.results.ray_files import rebuild_from_ray_logs
 from fmnist_ray.spec.file import parse_spec_text
 
 NUMERIC_COLUMNS = ("width", "dropout", "lr", "momentum", "weight_decay", "batch_size", "epochs",

@@ -11,10 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmnist_ray.results import exports
 from fmnist_ray.config import Resources
-from fmnist_ray.results.driver_lock import check_no_live_driver
 from fmnist_ray.errors import UserError
+from fmnist_ray.results import exports
+from fmnist_ray.results.driver_lock import check_no_live_driver
 from fmnist_ray.results.storage import is_uri
 
 # Ray writes trial folders (named after their settings) and files inside the sweep's folder.

@@ -17,8 +17,8 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from fmnist_ray.config import TrialConfig
-from fmnist_ray.results.outcomes import Status, failed_to_learn
 from fmnist_ray.results.exports import epoch_row, open_storage, read_text, trial_row
+from fmnist_ray.results.outcomes import Status, failed_to_learn
 from fmnist_ray.results.storage import is_uri
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from ray import tune
 
-from fmnist_ray.results import exports, ray_files
 from fmnist_ray.config import SweepSpec
 from fmnist_ray.errors import UserError
+from fmnist_ray.results import exports, ray_files
 from fmnist_ray.results.outcomes import RAN_TO_END, Status
 from fmnist_ray.sweep.store import TrialKeys, TrialStore
 from fmnist_ray.sweep.trainable import CHECKPOINT_FILE, REPORTED

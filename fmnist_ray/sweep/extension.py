@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fmnist_ray.results import exports, ray_files
 from fmnist_ray.config import SweepSpec
 from fmnist_ray.errors import UserError
+from fmnist_ray.results import exports, ray_files
 from fmnist_ray.spec.file import read_stored_spec
 
 # Changing these changes what the existing trials are or how they are judged.

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fmnist_ray.config import SweepSpec, TrialConfig
-from fmnist_ray.training.data import FashionMNIST, fingerprint
 from fmnist_ray.sweep.store import TrialKeys, TrialStore
+from fmnist_ray.training.data import FashionMNIST, fingerprint
 from fmnist_ray.training.loop import NUMERICS_VERSION, measure_throughput
 
 

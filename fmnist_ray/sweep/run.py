@@ -15,22 +15,22 @@ from typing import Any
 import yaml
 from ray import tune
 
-from fmnist_ray.results import exports, ray_files
-from fmnist_ray.training.loop import NUMERICS_VERSION
 from fmnist_ray.cluster import check_shared_storage, node_sizes, started_here
 from fmnist_ray.config import SweepSpec
-from fmnist_ray.training.data import FashionMNIST, fingerprint
-from fmnist_ray.results.driver_lock import driver_lock
 from fmnist_ray.errors import UserError
+from fmnist_ray.results import exports, ray_files
+from fmnist_ray.results.driver_lock import driver_lock
 from fmnist_ray.results.outcomes import ACTIVE, Status
 from fmnist_ray.results.preflight import check_resources, check_storage, check_sweep_folder
-from fmnist_ray.spec.file import read_stored_spec, spec_to_yaml
 from fmnist_ray.results.storage import experiment_uri
+from fmnist_ray.spec.file import read_stored_spec, spec_to_yaml
 from fmnist_ray.sweep.exporter import DISPLAYS, ResultsExporter
 from fmnist_ray.sweep.extension import check_extension, earlier_points
 from fmnist_ray.sweep.store import TrialKeys, TrialStore
 from fmnist_ray.sweep.trainable import trainable
 from fmnist_ray.sweep.tuner import build_param_space, build_tuner, trials_on_idle_workers
+from fmnist_ray.training.data import FashionMNIST, fingerprint
+from fmnist_ray.training.loop import NUMERICS_VERSION
 
 
 @dataclass

@@ -14,10 +14,10 @@ from ray import tune
 
 from fmnist_ray.cluster import current_node_id
 from fmnist_ray.config import SweepSpec
-from fmnist_ray.training.data import FashionMNIST
-from fmnist_ray.training.models import count_parameters
 from fmnist_ray.sweep.store import StoredTrial, TrialKeys
+from fmnist_ray.training.data import FashionMNIST
 from fmnist_ray.training.loop import EpochMetrics, TrainState, build_trial_model, train_trial
+from fmnist_ray.training.models import count_parameters
 
 CHECKPOINT_FILE = "state.pt"
 FAULT_ENV = "FMNIST_RAY_FAULT"

@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fmnist_ray.training.augment import Augmenter
 from fmnist_ray.config import TrialConfig
+from fmnist_ray.results.outcomes import CHANCE_LOSS, failed_to_learn
+from fmnist_ray.training.augment import Augmenter
 from fmnist_ray.training.data import PIXEL_MEAN, PIXEL_STD, FashionMNIST
 from fmnist_ray.training.eager import eager
 from fmnist_ray.training.models import build_model, count_parameters
-from fmnist_ray.results.outcomes import CHANCE_LOSS, failed_to_learn
 from fmnist_ray.training.schedules import WeightAverage, lr_factor
 
 # Bump whenever a change to training alters the numbers a config produces: stored trials of

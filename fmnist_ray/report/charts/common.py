@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import altair as alt
 import pandas as pd
 
-from fmnist_ray.results.outcomes import Status
 from fmnist_ray.report.analysis import FAILED
 from fmnist_ray.report.axes import Axis
 from fmnist_ray.report.formatting import format_value
 from fmnist_ray.report.load import SweepResults
+from fmnist_ray.results.outcomes import Status
 
 STATUSES = (Status.COMPLETED, Status.EARLY_STOPPED, Status.FAILED_TO_LEARN, Status.DIVERGED,
             Status.ERRORED, Status.RUNNING, Status.PENDING, Status.INTERRUPTED)

@@ -1,0 +1,329 @@
+"""`sweep`, `extend` and `resume`: run a sweep here, on a cluster or as a Ray Job."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from fmnist_ray.cli.common import (
+    Address,
+    DataDir,
+    Errored,
+    ErroredTrials,
+    NoReuse,
+    NoWait,
+    Overrides,
+    Quiet,
+    ResultsDir,
+    command,
+    console,
+    err_console,
+    submit_job,
+    user_errors,
+)
+from fmnist_ray.errors import UserError
+from fmnist_ray.results.outcomes import ACTIVE
+from fmnist_ray.sweep.progress import LogLines, trials_table
+
+
+def _cluster_nodes(address: str | None) -> list:
+    """The nodes a dry run plans for: this machine, or those of the cluster at `address`
+    (a Ray Jobs address is only checked for reachability: its nodes are seen by the job)."""
+    from fmnist_ray.results.preflight import this_machine
+
+    if not address:
+        return [this_machine()]
+    from fmnist_ray.cluster import check_reachable
+
+    check_reachable(address)
+    from fmnist_ray.cluster.jobs import is_jobs_address
+
+    if is_jobs_address(address):
+        return []
+    from fmnist_ray.cluster import node_sizes, ray_session
+
+    with ray_session(address):
+        return node_sizes()
+
+
+def _print_plan(plan, spec) -> None:
+    listed = plan.trials
+    title = f"{len(plan.trials)} trial(s)"
+    if any(plan.reused):
+        title += (f", {sum(plan.reused)} of them reused from the trial store (they ran to "
+                  f"their end before; --no-reuse trains them)")
+    if spec.search != "grid":
+        listed = plan.trials[:len(spec.start_with)]
+        title += (f": {len(listed)} start point(s), then {len(plan.trials) - len(listed)} "
+                  f"sampled by {spec.search} search")
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right")
+    columns = plan.varied or ["model"]
+    for column in columns:
+        table.add_column(column)
+    table.add_column("epochs", justify="right")
+    if any(plan.reused):
+        table.add_column("stored")
+    for i, (trial, reused) in enumerate(zip(listed, plan.reused, strict=False), 1):
+        values = trial.model_dump()
+        table.add_row(str(i), *[str(values[c]) for c in columns], str(trial.epochs),
+                      *(["reused" if reused else ""] if any(plan.reused) else []))
+    console.print(table)
+    for key, text in plan.space.items():
+        console.print(f"  {spec.search} search samples {key}: {escape(text)}")
+    console.print(f"resources: {plan.cpus:g} CPU + {plan.gpus:g} GPU per trial, "
+                  f"{plan.concurrency} at a time; scheduler: {spec.scheduler.type}; "
+                  f"search: {spec.search}")
+    bound = " (an upper bound: ASHA stops weak trials early)" \
+        if spec.scheduler.type == "asha" else ""
+    estimate = f"{plan.seconds:.0f} s" if plan.seconds < 120 else f"{plan.seconds / 60:.1f} min"
+    if spec.time_budget_minutes and plan.seconds >= spec.time_budget_minutes * 60:
+        bound = " (the time budget ends the search then)"
+    console.print(f"estimated wall time: {estimate} of training, plus ~10 s to start Ray{bound}")
+
+
+@command(epilog=(
+    "Examples: fmnist-ray sweep sweeps/batch_size.yaml --dry-run  |  fmnist-ray sweep "
+    "sweeps/batch_size.yaml --set seeds=3  |  fmnist-ray sweep sweeps/tune.yaml --address "
+    "http://HEAD:8265"))
+@user_errors
+def sweep(
+    spec_file: Annotated[Path, typer.Argument(metavar="SPEC.yaml", help="Sweep spec file.")],
+    storage: Annotated[str, typer.Option(
+        help="Where results go: a directory or a URI such as s3://bucket/dir.")] = "./results",
+    name: Annotated[str | None, typer.Option(help="Results folder name (default: spec name).")
+                    ] = None,
+    address: Address = None,
+    overrides: Overrides = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Validate, list the trials and estimate the time; train nothing.")
+    ] = False,
+    quiet: Quiet = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue this sweep where it stopped (same spec, same --name).")
+    ] = False,
+    extend: Annotated[bool, typer.Option(
+        "--extend", help="Grow the sweep already under this name to this spec (more seeds, "
+        "axis values, variants or samples): only the new trials train.")] = False,
+    no_reuse: NoReuse = False,
+    errored: Errored = ErroredTrials.keep,
+    no_wait: NoWait = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Run a sweep defined in a YAML spec on Ray Tune; exit 1 if any trial errored."""
+    from fmnist_ray.cluster.jobs import is_jobs_address, leave_job_working_dir
+    from fmnist_ray.results.preflight import check_resources, check_storage, check_sweep_folder
+    from fmnist_ray.results.storage import experiment_uri
+    from fmnist_ray.spec.file import load_spec, spec_to_yaml
+    from fmnist_ray.training.data import load_fashion_mnist
+
+    # --name is validated like the spec's own name (it becomes a directory).
+    spec = load_spec(spec_file, overrides, name)
+    if extend and resume:
+        raise UserError("--extend and --resume: choose one; resume an interrupted sweep "
+                        "first, then extend it")
+    leave_job_working_dir()
+    if is_jobs_address(address) and not dry_run:
+        args = ["sweep", "spec.yaml", "--storage", storage, "--errored", errored.value,
+                *(["--resume"] if resume else []), *(["--extend"] if extend else []),
+                *_job_options(no_reuse, data_dir)]
+        submit_job(address, args, {"spec.yaml": spec_to_yaml(spec)}, storage,
+                    f"{storage.rstrip('/')}/{spec.name}", no_wait)
+        return
+    if not is_jobs_address(address):  # a job's storage is checked on the cluster
+        check_storage(storage, spec.name, create=not dry_run)
+        if extend:
+            from fmnist_ray.sweep.extension import check_extension
+
+            check_extension(spec, experiment_uri(storage, spec.name))
+        elif not dry_run:
+            check_sweep_folder(experiment_uri(storage, spec.name), resume)
+    dataset = load_fashion_mnist(data_dir)
+    if dry_run:
+        from fmnist_ray.sweep.plan import plan_sweep
+
+        nodes = _cluster_nodes(address)
+        check_resources(spec.resources, nodes, f"the cluster at {address}" if address
+                        else "this machine", source=str(spec_file))
+        console.print(f"{spec_file}: valid sweep '{spec.name}'")
+        cpus = sum(n.cpus for n in nodes) or os.cpu_count() or 1
+        _print_plan(plan_sweep(spec, dataset, cluster_cpus=cpus,
+                               cluster_gpus=sum(n.gpus for n in nodes),
+                               storage=None if no_reuse else storage), spec)
+        return
+    _run(spec, dataset, storage, address, quiet, resume, errored.value, extend=extend,
+         reuse=not no_reuse)
+
+
+@command(epilog=(
+    "Examples: fmnist-ray extend results/batch_size --set seeds=3  |  fmnist-ray extend "
+    "results/tune --set num_samples=40"))
+@user_errors
+def extend(
+    results_dir: ResultsDir,
+    overrides: Overrides = None,
+    address: Address = None,
+    quiet: Quiet = False,
+    no_reuse: NoReuse = False,
+    no_wait: NoWait = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Grow a sweep with its stored spec changed by --set: only the new trials train."""
+    from fmnist_ray.cluster.jobs import is_jobs_address
+    from fmnist_ray.results.driver_lock import check_no_live_driver
+    from fmnist_ray.results.exports import SPEC_FILE, read_text
+    from fmnist_ray.results.preflight import check_storage
+    from fmnist_ray.results.storage import split_experiment_uri
+    from fmnist_ray.spec.file import load_spec_text, spec_to_yaml
+    from fmnist_ray.sweep.extension import check_extension
+    from fmnist_ray.training.data import load_fashion_mnist
+
+    uri = results_dir.rstrip("/")
+    storage, name = split_experiment_uri(uri)
+    spec = load_spec_text(read_text(uri, SPEC_FILE), f"{uri}/{SPEC_FILE}", overrides, name)
+    if is_jobs_address(address):
+        args = ["sweep", "spec.yaml", "--storage", storage, "--extend",
+                *_job_options(no_reuse, data_dir)]
+        submit_job(address, args, {"spec.yaml": spec_to_yaml(spec)}, storage, uri, no_wait)
+        return
+    check_storage(storage, name, create=True)
+    check_no_live_driver(uri)
+    check_extension(spec, uri)
+    _run(spec, load_fashion_mnist(data_dir), storage, address, quiet, False, "keep",
+         extend=True, reuse=not no_reuse)
+
+
+@command(epilog=(
+    "Example: fmnist-ray resume results/batch_size --errored resume"))
+@user_errors
+def resume(
+    results_dir: ResultsDir,
+    address: Address = None,
+    quiet: Quiet = False,
+    errored: Errored = ErroredTrials.keep,
+    no_reuse: NoReuse = False,
+    no_wait: NoWait = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Continue an interrupted sweep with the spec stored beside its results."""
+    from fmnist_ray.cluster.jobs import is_jobs_address
+    from fmnist_ray.results.preflight import check_storage, check_sweep_folder
+    from fmnist_ray.results.storage import experiment_uri, split_experiment_uri
+    from fmnist_ray.spec.file import read_stored_spec
+    from fmnist_ray.training.data import load_fashion_mnist
+
+    uri = results_dir.rstrip("/")
+    storage, name = split_experiment_uri(uri)
+    if is_jobs_address(address):
+        args = ["resume", uri, "--errored", errored.value,
+                *_job_options(no_reuse, data_dir)]
+        submit_job(address, args, {}, uri, uri, no_wait)
+        return
+    spec = read_stored_spec(uri)
+    if spec.name != name:
+        spec = spec.model_copy(update={"name": name})
+    check_storage(storage, name, create=True)
+    check_sweep_folder(experiment_uri(storage, name), resume=True)
+    _run(spec, load_fashion_mnist(data_dir), storage, address, quiet, True,
+         errored.value, reuse=not no_reuse)
+
+
+def _print_resume_plan(spec, storage: str, errored: str) -> None:
+    """What a resume keeps and what it runs, in trial order, before Ray starts."""
+    from fmnist_ray.results.exports import TRIALS_FILE, read_table, saved_state
+    from fmnist_ray.results.storage import experiment_uri
+
+    uri = experiment_uri(storage, spec.name)
+    if not saved_state(uri).started:
+        console.print(f"{uri}: nothing was saved before it stopped: starting it again",
+                      highlight=False)
+        return
+    try:
+        trials = read_table(uri, TRIALS_FILE).sort_values("trial_id")
+    except UserError:
+        return  # no export yet: Ray's own state says what to run
+    rerun = ["interrupted", *ACTIVE, *(["errored"] if errored != "keep" else [])]
+    runs = trials[trials["status"].isin(rerun)]
+    kept = len(trials) - len(runs)
+    how = {"keep": "", "resume": " (errored ones from their checkpoints)",
+           "restart": " (errored ones from scratch)"}[errored]
+    ids = ", ".join(runs["trial_id"].head(8)) + (", ..." if len(runs) > 8 else "")
+    console.print(f"resuming {uri}: keeping {kept} finished trial(s); running "
+                  f"{len(runs)}{how}{': ' + ids if len(runs) else ''}", highlight=False)
+
+
+def _run(spec, dataset, storage: str, address: str | None, quiet: bool, resume: bool,
+         errored: str, extend: bool = False, reuse: bool = True) -> None:
+    """Run or resume a sweep with progress, then print its summary and set the exit code."""
+    from rich.live import Live
+
+    if resume:
+        _print_resume_plan(spec, storage, errored)
+    where = f"connecting to Ray at {address}" if address else "starting Ray on this machine"
+    starting = contextlib.nullcontext()
+    if not quiet and console.is_terminal:
+        starting = console.status(f"{where} ...")  # a spinner until the trials table shows
+    elif not quiet:
+        console.print(f"{where} ...")
+    with contextlib.ExitStack() as session:
+        with starting:  # importing Ray and torch is part of the wait
+            from fmnist_ray.cluster import ray_session
+
+            session.enter_context(ray_session(address, import_meanwhile="fmnist_ray.sweep.run"))
+            from fmnist_ray.sweep import run_sweep
+
+        run = functools.partial(run_sweep, spec, dataset, storage, resume=resume,
+                                errored=errored, extend=extend, reuse=reuse)
+        if quiet:
+            summary = run()
+        elif console.is_terminal:
+            began = time.monotonic()
+            with Live(trials_table([], spec), console=console, auto_refresh=False) as live:
+                summary = run(on_update=lambda rows: live.update(
+                    trials_table(rows, spec, time.monotonic() - began), refresh=True))
+            console.print()
+        else:  # a log file or CI: one line each time a trial starts or ends
+            summary = run(on_update=LogLines(spec, console))
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.statuses.items()))
+    if summary.interrupted:
+        console.print(f"sweep stopped after {summary.seconds:.0f} s: {counts}")
+    else:
+        console.print(f"sweep finished in {summary.seconds:.0f} s: {counts}")
+    budget = spec.time_budget_minutes
+    if budget and summary.seconds >= budget * 60:
+        console.print(f"the time budget of {budget:g} min ended the search; trials it cut short "
+                      f"count as early_stopped")
+    if summary.reused:
+        console.print(f"{summary.reused} trial(s) reused: they ran to their end before (in this "
+                      f"or another sweep under the same storage) and were not trained again; "
+                      f"--no-reuse trains them")
+    console.print(f"results: {summary.experiment_uri}/trials.parquet, epochs.parquet")
+    if summary.best:
+        best = summary.best
+        console.print(f"best trial {best['trial_id']}: test accuracy {best['test_accuracy']:.4f}, "
+                      f"test loss {best['test_loss']:.4f}, val accuracy "
+                      f"{best['best_val_accuracy']:.4f} (epoch {best['best_epoch']:.0f})")
+    for trial_id, error in summary.errors:
+        err_console.print(f"[bold red]errored:[/] trial {trial_id}: {escape(str(error))}",
+                          highlight=False)
+    if summary.interrupted:
+        console.print(f"stopped before every trial finished; finished trials are kept. "
+                      f"Resume with: fmnist-ray resume {summary.experiment_uri}"
+                      f"{'' if reuse else ' --no-reuse'}")
+        raise typer.Exit(130)
+    if summary.errors:
+        raise typer.Exit(1)
+
+
+def _job_options(no_reuse: bool, data_dir: Path | None) -> list[str]:
+    """The options a Ray Job's own `fmnist-ray` command repeats from this one."""
+    return [*(["--no-reuse"] if no_reuse else []),
+            *(["--data-dir", str(data_dir)] if data_dir else [])]

@@ -87,16 +87,26 @@ def show(
     for row in view.rows:
         table.add_row(*[_cell(row[c]) for c in view.columns])
     _print_wide(table)
-    if view.best is None:
-        console.print("no trial finished with a score yet", highlight=False)
+    if view.best is None or view.chosen is None:
+        console.print("no trial has learned yet (completed or early stopped)", highlight=False)
         return
-    settings = ", ".join(f"{k}={v}" for k, v in view.best_settings.items())
-    console.print(f"chosen on {view.metric.removeprefix('best_')}: trial "
-                  f"{view.best['trial_id']} ({settings}): {view.metric} "
-                  f"{fmt(view.best[view.metric])}, test accuracy "
-                  f"{fmt(view.best['test_accuracy'])}", highlight=False)
+    console.print(_chosen_line(view), highlight=False)
     if view.best_folder:
         console.print(f"its checkpoints and logs: {view.best_folder}", highlight=False)
+
+
+def _chosen_line(view) -> str:
+    """The configuration chosen on validation and its best trial; with several seeds, the
+    configuration's mean over them and which seed's trial is its best."""
+    choice, best, metric = view.chosen, view.best, view.metric
+    scores = (f"{metric} {fmt(best[metric])}, test accuracy {fmt(best['test_accuracy'])}")
+    head = f"chosen on {metric.removeprefix('best_')}:"
+    if choice["seeds"] < 2:
+        settings = ", ".join(f"{k}={v}" for k, v in view.best_settings.items())
+        return f"{head} trial {best['trial_id']} ({settings}): {scores}"
+    return (f"{head} configuration {choice['config']} (mean over {choice['seeds']} seeds "
+            f"{fmt(choice['mean'])}); its best seed: trial {best['trial_id']} "
+            f"(seed {choice['seed']}): {scores}")
 
 
 def _cell(value) -> str:

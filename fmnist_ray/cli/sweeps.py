@@ -308,6 +308,10 @@ def _run(spec, dataset, storage: str, address: str | None, quiet: bool, resume: 
     console.print(f"results: {summary.experiment_uri}/trials.parquet, epochs.parquet")
     if summary.best:
         best = summary.best
+        if summary.best_config_seeds > 1:
+            console.print(f"chosen: configuration {summary.best_config} (mean over "
+                          f"{summary.best_config_seeds} seeds {summary.best_config_mean:.4f}); "
+                          f"its best seed ({best['seed']:.0f}):", highlight=False)
         console.print(f"best trial {best['trial_id']}: test accuracy {best['test_accuracy']:.4f}, "
                       f"test loss {best['test_loss']:.4f}, val accuracy "
                       f"{best['best_val_accuracy']:.4f} (epoch {best['best_epoch']:.0f})")

@@ -7,6 +7,8 @@ choose.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -58,12 +60,17 @@ def config_table(results: SweepResults, trials: pd.DataFrame | None = None) -> p
     return table.reindex([c for c in results.configs if c in table.index])
 
 
+def _pooled(results: SweepResults) -> pd.DataFrame:
+    """The trials a configuration's mean pools: the completed ones (every one that learned
+    when none completed, as in a budget-cut search), those with a validation score only."""
+    trials = completed(results.trials).dropna(subset=[results.metric])
+    return trials if len(trials) else learned(results.trials).dropna(subset=[results.metric])
+
+
 def best_config(results: SweepResults) -> str | None:
     """The configuration with the best mean validation metric over its completed trials
     (over every trial that learned when none completed, as in a budget-cut search)."""
-    table = config_table(results).dropna(subset=["metric"])
-    if table.empty:
-        table = config_table(results, learned(results.trials)).dropna(subset=["metric"])
+    table = config_table(results, _pooled(results)).dropna(subset=["metric"])
     return choose(table, "metric", results.maximize)
 
 
@@ -76,6 +83,30 @@ def best_trial(results: SweepResults) -> pd.Series | None:
     candidates = trials[(trials["config"] == config)].dropna(subset=[results.metric])
     label = choose(candidates, results.metric, results.maximize)
     return None if label is None else candidates.loc[label]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The sweep's one chosen model, as the report, `show`, `ls`, `export` and the sweep's
+    summary all name it: the configuration with the best mean validation metric over its
+    seeds, then that configuration's best trial on validation."""
+
+    config: str  # the configuration's label in `results.configs`
+    label: str  # the same, naming its axis when there is one (e.g. `variant=adam`)
+    seeds: int  # trials its mean pools
+    mean: float  # its mean validation metric over them
+    trial: pd.Series  # its best trial on validation (a row of `results.trials`)
+
+
+def chosen(results: SweepResults) -> Choice | None:
+    """The chosen configuration and its best trial; None before any trial learned."""
+    config, trial = best_config(results), best_trial(results)
+    if config is None or trial is None:
+        return None
+    pool = _pooled(results)
+    values = pool.loc[pool["config"] == config, results.metric]
+    return Choice(config, config_name(results, config), len(values), float(values.mean()),
+                  trial)
 
 
 def config_name(results: SweepResults, config: str) -> str:

@@ -1,5 +1,6 @@
 """Sweeps browsed from the terminal: every sweep in a storage (`ls`), one sweep's trials and
-its best configuration (`show`). Ray-free: it reads the exports the report reads.
+its chosen configuration (`show`), the trial `export` writes. Ray-free: it reads the exports the
+report reads, and chooses as the report does (`fmnist_ray.report.analysis.chosen`).
 """
 
 from __future__ import annotations
@@ -13,22 +14,19 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 from fmnist_ray.errors import UserError
-from fmnist_ray.report.analysis import choose, reused_from
+from fmnist_ray.report.analysis import Choice, chosen, reused_from
 from fmnist_ray.report.axes import varied_axes
 from fmnist_ray.report.load import SweepResults, load_results
 from fmnist_ray.results.exports import TRIALS_FILE, find_sweeps, open_storage
-from fmnist_ray.results.outcomes import Status
 from fmnist_ray.results.storage import is_uri
 
-# Trials that end with a score the sweep chooses from (errored, unstarted ones don't).
-SCORED = (Status.COMPLETED, Status.EARLY_STOPPED, Status.FAILED_TO_LEARN)
 SHOWN = ("trial_id", "status", "epochs_run", "best_epoch", "best_val_accuracy", "best_val_loss",
          "test_accuracy", "test_loss", "seconds")
 
 
 @dataclass
 class SweepListing:
-    """One line of `ls`: a sweep, how its trials ended, and its best trial."""
+    """One line of `ls`: a sweep, how its trials ended, and its chosen trial."""
 
     name: str
     uri: str
@@ -41,13 +39,6 @@ class SweepListing:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def best_row(results: SweepResults) -> pd.Series | None:
-    """The trial the sweep chose on validation, as the sweep's summary chooses it."""
-    scored = results.trials[results.trials["status"].isin(SCORED)]
-    label = choose(scored, results.metric, results.maximize)
-    return None if label is None else scored.loc[label]
 
 
 def _modified(uri: str) -> str:
@@ -69,7 +60,8 @@ def list_sweeps(storage: str) -> list[SweepListing]:
     for uri in find_sweeps(storage):
         results = load_results(uri)
         column = results.metric
-        best = best_row(results)
+        choice = chosen(results)
+        best = None if choice is None else choice.trial
         statuses = results.trials["status"].value_counts().to_dict()
         listings.append(SweepListing(
             name=results.name, uri=uri, trials=len(results.trials),
@@ -84,7 +76,9 @@ def list_sweeps(storage: str) -> list[SweepListing]:
 
 @dataclass
 class SweepView:
-    """What `show` prints: the sweep's trials (sorted, maybe cut) and its chosen trial."""
+    """What `show` prints: the sweep's trials (sorted, maybe cut) and its choice: the
+    configuration (`chosen`: its label, the seeds its mean pools, that mean) and that
+    configuration's best trial (`best`, its settings, its folder)."""
 
     name: str
     uri: str
@@ -92,6 +86,7 @@ class SweepView:
     columns: list[str]
     rows: list[dict[str, Any]]
     total: int
+    chosen: dict[str, Any] | None
     best: dict[str, Any] | None
     best_settings: dict[str, Any]
     best_folder: str | None
@@ -138,27 +133,32 @@ def show_sweep(uri: str, sort: str | None = None, top: int | None = None) -> Swe
     ascending = not higher if sort is None else key.endswith("loss") or key == "seconds"
     table = results.trials.sort_values(key, ascending=ascending, na_position="last")
     shown = table.head(top) if top else table
-    best = best_row(results)
+    choice = chosen(results)
+    best = None if choice is None else choice.trial
     settings = {} if best is None else {k: _plain(best[k], k) for k in (*axes, *seeds)}
     return SweepView(
         name=results.name, uri=uri, metric=column, columns=columns,
         rows=[{c: _plain(r[c], c) for c in columns} for _, r in shown.iterrows()],
-        total=len(table),
+        total=len(table), chosen=None if choice is None else _choice(choice),
         best=None if best is None else {c: _plain(best[c], c) for c in columns},
         best_settings=settings,
         best_folder=None if best is None else _trial_folder(uri, str(best["trial_id"])))
 
 
+def _choice(choice: Choice) -> dict[str, Any]:
+    return {"config": choice.label, "seeds": choice.seeds, "mean": choice.mean,
+            "trial_id": str(choice.trial["trial_id"]), "seed": _plain(choice.trial["seed"], "seed")}
+
 
 def find_trial(uri: str, trial_id: str | None) -> tuple[SweepResults, pd.Series]:
-    """A sweep's trial by id, or the one it chose on validation."""
+    """A sweep's trial by id, or the one it chose (`fmnist_ray.report.analysis.chosen`)."""
     results = load_results(uri)
     if trial_id is None:
-        row = best_row(results)
-        if row is None:
-            raise UserError(f"{uri}: no trial has finished with a score yet; wait for one, or "
-                            f"pass --trial ID")
-        return results, row
+        choice = chosen(results)
+        if choice is None:
+            raise UserError(f"{uri}: no trial has learned yet (completed or early stopped with a "
+                            f"validation score); wait for one, or pass --trial ID")
+        return results, choice.trial
     found = results.trials[results.trials["trial_id"] == trial_id]
     if found.empty:
         ids = ", ".join(results.trials["trial_id"].astype(str).head(6))

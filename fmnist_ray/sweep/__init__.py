@@ -17,7 +17,7 @@ import importlib
 from typing import Any
 
 _HOMES = {"ResultsExporter": "exporter", "run_sweep": "run", "SweepSummary": "run",
-          "best_trial": "run", "run_trial": "trainable", "build_param_space": "tuner"}
+          "run_trial": "trainable", "build_param_space": "tuner"}
 
 
 def __getattr__(name: str) -> Any:

@@ -18,6 +18,8 @@ from ray import tune
 from fmnist_ray.cluster import check_shared_storage, node_sizes, started_here
 from fmnist_ray.config import SweepSpec
 from fmnist_ray.errors import UserError
+from fmnist_ray.report.analysis import chosen
+from fmnist_ray.report.load import load_results
 from fmnist_ray.results import exports, ray_files
 from fmnist_ray.results.driver_lock import driver_lock
 from fmnist_ray.results.outcomes import ACTIVE, Status
@@ -41,22 +43,16 @@ class SweepSummary:
     seconds: float
     statuses: dict[str, int] = field(default_factory=dict)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (trial id, error line)
-    best: dict[str, Any] | None = None
+    best: dict[str, Any] | None = None  # the chosen trial's row, as the report chooses it
+    best_config: str | None = None  # its configuration, e.g. `variant=adam`
+    best_config_seeds: int = 0  # the trials that configuration's mean pools
+    best_config_mean: float | None = None  # its mean validation metric over them
     reused: int = 0  # trials whose stored results were reused instead of trained
 
     @property
     def interrupted(self) -> bool:
         """Trials left unfinished: the sweep was stopped (Ctrl-C) before the end."""
         return any(s in self.statuses for s in (*ACTIVE, Status.INTERRUPTED))
-
-
-def best_trial(rows: list[dict[str, Any]], spec: SweepSpec) -> dict[str, Any] | None:
-    """The trial whose best epoch scored best on the spec's metric (errored trials excluded)."""
-    scored = [r for r in rows if r["status"] != Status.ERRORED and r["test_accuracy"] is not None]
-    if not scored:
-        return None
-    sign = -1 if spec.resolved_mode == "min" else 1
-    return max(scored, key=lambda r: sign * r[spec.best_column])
 
 
 STORAGE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
@@ -196,5 +192,10 @@ def _summarize(spec: SweepSpec, uri: str, seconds: float) -> SweepSummary:
         if row["status"] == Status.ERRORED:
             summary.errors.append((row["trial_id"], row["error"]))
         summary.reused += bool(row.get("reused_from"))
-    summary.best = best_trial(trials, spec)
+    choice = chosen(load_results(uri))
+    if choice is not None:
+        summary.best = {k: (None if isinstance(v, float) and v != v else v)
+                        for k, v in choice.trial.to_dict().items()}
+        summary.best_config, summary.best_config_seeds = choice.label, choice.seeds
+        summary.best_config_mean = choice.mean
     return summary

@@ -123,6 +123,12 @@ class Resources(_Strict):
         return value
 
 
+class Analysis(_Strict):
+    """How the report decides: differences smaller than `margin` do not matter to the study."""
+
+    margin: float = Field(default=0.5, gt=0.0, le=10.0)  # accuracy points: equivalence bound
+
+
 class Range(_Strict):
     """A search-space dimension for random / Optuna search; exactly one kind is given."""
 
@@ -175,6 +181,7 @@ class SweepSpec(_Strict):
     # Random / Optuna search: points tried first (axis values; a variant by its name).
     start_with: list[dict[str, Any]] = []
     time_budget_minutes: float | None = Field(default=None, gt=0)  # stop every trial after this
+    analysis: Analysis = Analysis()
 
     @property
     def resolved_mode(self) -> str:

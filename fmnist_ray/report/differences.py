@@ -1,0 +1,165 @@
+"""Differences between two groups of seeds, and the verdict the data allow on each.
+
+Every comparison is a difference of means with its Welch interval (each group keeps its own
+variance, so one noisy value does not set everyone's threshold). Verdicts are decided together
+over a page's comparisons, after Holm's correction:
+
+- `better` / `worse`: the Welch test rejects "no difference" (Holm-adjusted p < alpha);
+- `equivalent`: the two one-sided tests (TOST) at the declared margin pass (Holm-adjusted);
+- `undecided`: neither, with the seeds per configuration that 80% power would need.
+
+A procedure that looks at the data several times (adding seeds in between) splits alpha over
+its maximum number of looks (Bonferroni), so its error rate over all looks stays at alpha.
+All distributions come from statsmodels; nothing here is hand-written.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestIndPower
+from statsmodels.stats.weightstats import CompareMeans, DescrStatsW, ttost_ind
+
+ALPHA = 0.05
+POWER = 0.8
+DEFAULT_MARGIN = 0.5  # accuracy points: smaller differences do not matter to the study
+MAX_SEEDS_REPORTED = 1000  # beyond this "needs about N seeds" says only "more than"
+VERDICTS = ("chosen", "better", "worse", "equivalent", "undecided")
+
+
+@dataclass
+class Difference:
+    """`a - b` for two groups of seeds: estimate, 95% Welch interval, tests, verdict.
+
+    `margin` is in the metric's own units (0.005 for half an accuracy point). `verdict` and the
+    adjusted p-values are set by `decide`, over all the comparisons of one page.
+    """
+
+    difference: float
+    ci_low: float
+    ci_high: float
+    p_value: float  # Welch, two-sided, against no difference
+    p_equivalence: float  # TOST against |difference| >= margin
+    margin: float
+    n_a: int
+    n_b: int
+    sd: float  # the two groups' root mean variance, for the power analysis
+    higher_is_better: bool = True
+    p_adjusted: float = math.nan
+    p_equivalence_adjusted: float = math.nan
+    verdict: str = "undecided"
+    seeds_needed: int | None = None  # per configuration, for 80% power (undecided only)
+
+    @property
+    def testable(self) -> bool:
+        return math.isfinite(self.p_value)
+
+    def to_json(self) -> dict:
+        return {"difference": self.difference, "interval": [self.ci_low, self.ci_high],
+                "interval_level": 1 - ALPHA, "p_value": self.p_value,
+                "p_adjusted": self.p_adjusted, "p_equivalence": self.p_equivalence,
+                "p_equivalence_adjusted": self.p_equivalence_adjusted, "margin": self.margin,
+                "seeds": [self.n_a, self.n_b], "verdict": self.verdict,
+                "seeds_needed": self.seeds_needed}
+
+
+def welch(a, b, margin: float, higher_is_better: bool = True) -> Difference:
+    """`mean(a) - mean(b)` with its Welch 95% interval, Welch p and TOST p at `margin`.
+
+    With fewer than two seeds in a group (no variance) nothing is testable: p and the interval
+    are NaN. Two groups without spread differ exactly (or not at all).
+    """
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    n_a, n_b = len(a), len(b)
+    if not n_a or not n_b:
+        return Difference(math.nan, math.nan, math.nan, math.nan, math.nan, margin, n_a, n_b,
+                          math.nan, higher_is_better)
+    difference = float(a.mean() - b.mean())
+    variances = [float(x.var(ddof=1)) for x in (a, b) if len(x) >= 2]
+    sd = math.sqrt(sum(variances) / len(variances)) if variances else math.nan
+    if n_a < 2 or n_b < 2:
+        return Difference(difference, math.nan, math.nan, math.nan, math.nan, margin, n_a, n_b,
+                          sd, higher_is_better)
+    if a.var() == 0 and b.var() == 0:  # no spread: the difference is exact
+        differs = difference != 0
+        equivalent = abs(difference) < margin
+        return Difference(difference, difference, difference, 0.0 if differs else 1.0,
+                          0.0 if equivalent else 1.0, margin, n_a, n_b, 0.0, higher_is_better)
+    means = CompareMeans(DescrStatsW(a), DescrStatsW(b))
+    _, p_value, _ = means.ttest_ind(usevar="unequal")
+    low, high = means.tconfint_diff(alpha=ALPHA, usevar="unequal")
+    p_equivalence = ttost_ind(a, b, -margin, margin, usevar="unequal")[0]
+    return Difference(difference, float(low), float(high), float(p_value), float(p_equivalence),
+                      margin, n_a, n_b, sd, higher_is_better)
+
+
+def seeds_needed(sd: float, margin: float, alpha: float = ALPHA, power: float = POWER) -> int:
+    """Seeds per configuration for `power` both to detect a difference of one `margin` (two-
+    sided Welch at `alpha`) and to show equivalence at `margin` when there is none (TOST)."""
+    if not math.isfinite(sd) or margin <= 0:
+        return MAX_SEEDS_REPORTED
+    if sd == 0:
+        return 2
+    effect = margin / sd
+    seeds = np.arange(2, MAX_SEEDS_REPORTED + 1)
+    solver = TTestIndPower()
+    detect = solver.power(effect, seeds, alpha, alternative="two-sided")
+    # TOST at zero true difference: both one-sided tests must pass, each with power
+    # 1 - (1 - power) / 2.
+    equivalence = solver.power(effect, seeds, alpha, alternative="larger")
+    enough = (detect >= power) & (equivalence >= 1 - (1 - power) / 2)
+    return int(seeds[enough.argmax()]) if enough.any() else MAX_SEEDS_REPORTED
+
+
+def decide(differences: list[Difference], alpha: float = ALPHA, looks: int = 1) -> None:
+    """Set the verdict of each of a page's differences, Holm-corrected over all of them.
+
+    `looks`: how many times the data may be analysed in all (seeds added between looks); each
+    look tests at alpha / looks (Bonferroni over looks).
+    """
+    level = alpha / looks
+    testable = [d for d in differences if d.testable]
+    if testable:
+        for name, adjusted in (("p_adjusted", "p_value"),
+                               ("p_equivalence_adjusted", "p_equivalence")):
+            raw = [getattr(d, adjusted) for d in testable]
+            corrected = (multipletests(raw, alpha=level, method="holm")[1] if len(raw) > 1
+                         else raw)
+            for d, p in zip(testable, corrected, strict=True):
+                setattr(d, name, float(p))
+    family = max(1, len(testable))
+    for d in differences:
+        if d.testable and d.p_adjusted < level:
+            ahead = d.difference > 0
+            d.verdict = "better" if ahead == d.higher_is_better else "worse"
+        elif d.testable and d.p_equivalence_adjusted < level:
+            d.verdict = "equivalent"
+        else:
+            d.verdict = "undecided"
+            d.seeds_needed = seeds_needed(d.sd, d.margin, level / family)
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """How `extend --until-decided` grows a sweep: from `start` seeds by `step` per look, up to
+    `maximum`; every look's tests run at alpha / `looks` (Bonferroni over the looks)."""
+
+    start: int
+    step: int
+    maximum: int
+
+    @property
+    def looks(self) -> int:
+        """The most analyses the procedure can make: the first, then one per added step."""
+        if self.maximum <= self.start:
+            return 1
+        return 1 + math.ceil((self.maximum - self.start) / self.step)
+
+    def next(self, seeds: int) -> int | None:
+        """The seeds of the next look, or None when the plan is spent."""
+        return None if seeds >= self.maximum else min(self.maximum, seeds + self.step)

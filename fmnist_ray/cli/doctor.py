@@ -39,10 +39,11 @@ def doctor(
 
     local = None if is_uri(storage) else Path(storage).expanduser()
     made = local is not None and not local.exists()
+    found = [checks.auth_check(address)] if address else []
     try:
         with ray_session(address):
             nodes = checks.nodes()
-            found = checks.run_checks(storage, str(data_dir) if data_dir else None)
+            found += checks.run_checks(storage, str(data_dir) if data_dir else None)
     finally:
         if made and local.is_dir() and not any(local.iterdir()):
             local.rmdir()  # the check leaves no empty folder behind

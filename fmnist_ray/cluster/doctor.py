@@ -10,6 +10,7 @@ from typing import Any
 import ray
 
 from fmnist_ray import __version__
+from fmnist_ray.cluster import auth
 from fmnist_ray.cluster.session import alive_nodes, run_on_each_node
 from fmnist_ray.errors import UserError
 from fmnist_ray.results import exports
@@ -61,6 +62,12 @@ def nodes() -> list[NodeInfo]:
     return [NodeInfo(n["NodeID"], n["NodeManagerAddress"], n["Resources"].get("CPU", 0),
                      n["Resources"].get("GPU", 0), "node:__internal_head__" in n["Resources"])
             for n in alive_nodes()]
+
+
+def auth_check(address: str) -> Check:
+    """Whether the cluster asks for a token and accepts ours; a missing or refused token is a
+    UserError (exit 2) that says how to get it. Run before connecting: it turns token mode on."""
+    return Check("token authentication", True, auth.prepare(address).describe())
 
 
 def run_checks(storage: str, data_dir: str | None = None) -> list[Check]:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fmnist_ray.cluster import auth
 from fmnist_ray.errors import UserError
 from fmnist_ray.results.storage import is_uri
 
@@ -48,7 +49,7 @@ def _client(address: str):
     from ray.job_submission import JobSubmissionClient
 
     logging.getLogger("ray.dashboard").setLevel(logging.WARNING)  # no per-upload INFO lines
-
+    auth.prepare(address)
     try:
         return JobSubmissionClient(address)
     except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -17,6 +17,7 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from fmnist_ray.cluster import auth
 from fmnist_ray.errors import UserError
 from fmnist_ray.results.preflight import NodeSize
 from fmnist_ray.results.storage import is_uri
@@ -88,6 +89,7 @@ def _connect(address: str | None, num_cpus: int | None) -> None:
     try:
         if address:
             check_reachable(address)
+            auth.prepare(address)
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         else:
             # address="local": always a new Ray, never one a `ray start` left running here.

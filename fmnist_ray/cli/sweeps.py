@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shlex
 import time
 from pathlib import Path
 from typing import Annotated
@@ -117,6 +118,13 @@ def sweep(
     errored: Errored = ErroredTrials.keep,
     no_wait: NoWait = False,
     data_dir: DataDir = None,
+    kuberay: Annotated[Path | None, typer.Option(
+        metavar="RAYJOB.yaml", help="Write the sweep as a KubeRay RayJob manifest for "
+        "`kubectl apply -f` and run nothing here; needs --storage s3://... or gs://...")
+    ] = None,
+    image: Annotated[str | None, typer.Option(
+        help="With --kuberay: the container image of this version, built with "
+        "sweeps/kubernetes/Dockerfile (default: fmnist-ray:VERSION).")] = None,
 ) -> None:
     """Run a sweep defined in a YAML spec on Ray Tune; exit 1 if any trial errored."""
     from fmnist_ray.cluster.jobs import is_jobs_address, leave_job_working_dir
@@ -130,6 +138,16 @@ def sweep(
     if extend and resume:
         raise UserError("--extend and --resume: choose one; resume an interrupted sweep "
                         "first, then extend it")
+    if kuberay:
+        applied = [*(["--name", name] if name else []),
+                   *[word for override in overrides or [] for word in ("--set", override)]]
+        _write_rayjob(kuberay, spec, spec_file, storage, image, address, dry_run, applied, [
+            *(["--resume"] if resume else []), *(["--extend"] if extend else []),
+            *(["--errored", errored.value] if errored.value != "keep" else []),
+            *(["--no-reuse"] if no_reuse else [])])
+        return
+    if image:
+        raise UserError("--image: it names the image of a RayJob; add --kuberay RAYJOB.yaml")
     leave_job_working_dir()
     if is_jobs_address(address) and not dry_run:
         args = ["sweep", "spec.yaml", "--storage", storage, "--errored", errored.value,
@@ -161,6 +179,33 @@ def sweep(
         return
     _run(spec, dataset, storage, address, quiet, resume, errored.value, extend=extend,
          reuse=not no_reuse)
+
+
+def _write_rayjob(path: Path, spec, spec_file: Path, storage: str, image: str | None,
+                  address: str | None, dry_run: bool, applied: list[str], sweep_args: list[str]
+                  ) -> None:
+    """`sweep --kuberay`: write the RayJob manifest and say how to run it. The `applied`
+    options (--name, --set) are in the spec it holds; the job repeats the `sweep_args`."""
+    from fmnist_ray.cluster.kuberay import default_image, write_manifest
+    from fmnist_ray.results.storage import experiment_uri
+
+    if address or dry_run:
+        raise UserError(f"--kuberay and {'--address' if address else '--dry-run'}: --kuberay "
+                        f"writes a manifest for a cluster KubeRay starts and runs nothing here; "
+                        f"drop one of them")
+    image = image or default_image()
+    command = shlex.join(["fmnist-ray", "sweep", str(spec_file), "--kuberay", str(path),
+                          "--storage", storage, *(["--image", image] if image != default_image()
+                                                  else []), *applied, *sweep_args])
+    name, workers = write_manifest(path, spec, storage, image, sweep_args, command)
+    gpus = f" + {workers.gpus} GPU" if workers.gpus else ""
+    console.print(f"wrote {path}: RayJob {name}, a head pod and {workers.replicas} worker "
+                  f"pod(s) of {workers.cpus} CPU{gpus} and {workers.memory_gib}Gi "
+                  f"({workers.trials_per_pod} trial(s) each), image {image}\n"
+                  f"run it with: kubectl apply -f {path}\n"
+                  f"follow it with: kubectl logs -f job/{name}\n"
+                  f"report it with: fmnist-ray report {experiment_uri(storage, spec.name)}",
+                  highlight=False)
 
 
 @command(epilog=(

@@ -193,7 +193,8 @@ def test_worker_pods_hold_whole_cpus_gpus_and_trials(resources, concurrent, expe
     (["--storage", "s3://b/d", "--dry-run"], "error: --kuberay and --dry-run"),
     (["--storage", "s3://b/d", "--kuberay", "/no/such/dir/job.yaml"],
      "error: --kuberay /no/such/dir/job.yaml: no folder /no/such/dir; create it"),
-])
+], ids=["default-local", "absolute-path", "file-uri", "no-bucket", "needs-quoting", "address",
+        "dry-run", "no-folder"])
 def test_storage_the_pods_cannot_share_and_other_mistakes_get_one_line(tmp_path, args, message):
     out = tmp_path / "rayjob.yaml"
     result = runner.invoke(app, ["sweep", str(REPO / "sweeps/smoke.yaml"), "--kuberay", str(out),

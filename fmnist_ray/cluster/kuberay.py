@@ -65,7 +65,7 @@ def plan_workers(spec: SweepSpec) -> Workers:
                    memory_gib=MEMORY_PER_TRIAL_GIB * per_pod)
 
 
-def check_storage(storage: str) -> None:
+def check_object_storage(storage: str) -> None:
     """Pods share no disk: a RayJob's results must go to object storage the user reads back."""
     if not storage.startswith(OBJECT_STORES) or len(storage) <= len("s3://"):
         raise UserError(f"--storage {storage}: the pods of a RayJob share no disk and are "
@@ -92,7 +92,7 @@ def entrypoint_args(storage: str, sweep_args: list[str]) -> list[str]:
 def manifest(spec: SweepSpec, storage: str, image: str, sweep_args: list[str] | None = None
              ) -> list[dict]:
     """The RayJob and the ConfigMap with the spec, as Kubernetes objects."""
-    check_storage(storage)
+    check_object_storage(storage)
     name, workers = job_name(spec), plan_workers(spec)
     words = entrypoint_args(storage, sweep_args or [])
     unsafe = [w for w in words if shlex.quote(w) != w]

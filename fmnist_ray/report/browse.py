@@ -17,7 +17,7 @@ from fmnist_ray.errors import UserError
 from fmnist_ray.report.analysis import Choice, chosen, reused_from
 from fmnist_ray.report.axes import varied_axes
 from fmnist_ray.report.load import SweepResults, load_results
-from fmnist_ray.results.exports import TRIALS_FILE, find_sweeps, open_storage
+from fmnist_ray.results.exports import TRIALS_FILE, WHOLE_COLUMNS, find_sweeps, open_storage
 from fmnist_ray.results.storage import is_uri
 
 SHOWN = ("trial_id", "status", "epochs_run", "best_epoch", "best_val_accuracy", "best_val_loss",
@@ -95,15 +95,12 @@ class SweepView:
         return dict(self.__dict__)
 
 
-WHOLE = ("seed", "batch_size", "epochs", "epochs_run", "best_epoch", "width", "depth")
-
-
 def _plain(value: Any, column: str = "") -> Any:
     """A cell as JSON: NaN as null, numpy scalars as Python ones, counts as integers."""
     value = value.item() if hasattr(value, "item") else value
     if value is None or (isinstance(value, float) and value != value):
         return None
-    return int(value) if column in WHOLE and isinstance(value, float) else value
+    return int(value) if column in WHOLE_COLUMNS and isinstance(value, float) else value
 
 
 def _trial_folder(uri: str, trial_id: str) -> str | None:

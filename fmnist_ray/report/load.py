@@ -19,21 +19,22 @@ from fmnist_ray.report.axes import Axis, describe_axis, label_configs, varied_ax
 from fmnist_ray.results.exports import (
     EPOCH_COLUMNS,
     EPOCHS_FILE,
+    NUMBER_COLUMNS,
+    SETTINGS,
     SPEC_FILE,
+    TEXT_COLUMNS,
     TRIALS_FILE,
     open_storage,
     read_table,
+    settings_row,
 )
 from fmnist_ray.results.outcomes import failed_to_learn
 from fmnist_ray.results.ray_files import rebuild_from_ray_logs
 from fmnist_ray.spec.file import parse_spec_text
 
-NUMERIC_COLUMNS = ("width", "dropout", "lr", "momentum", "weight_decay", "batch_size", "epochs",
-                   "seed", "epochs_run", "best_epoch", "best_val_accuracy", "best_val_loss",
-                   "final_train_loss", "final_val_loss", "final_val_accuracy", "test_accuracy",
-                   "test_loss", "params", "seconds", "images_per_second")
-TEXT_COLUMNS = ("variant", "model", "hidden_sizes", "optimizer", "status", "test_confusion",
-                "node_id", "error")
+# Columns every export has held: read as NaN / None, and noted, where one lacks them. A setting
+# an export lacks was added after it was written: its trials ran as the setting's default does.
+EXPECTED = tuple(c for c in (*NUMBER_COLUMNS, *TEXT_COLUMNS) if c not in SETTINGS)
 
 
 @dataclass
@@ -119,7 +120,7 @@ def load_results(uri: str) -> SweepResults:
     if absent:
         raise UserError(f"{uri}/{TRIALS_FILE}: not a sweep trials table (no column "
                         f"{', '.join(absent)}); pass a directory written by fmnist-ray sweep")
-    lacking = [c for c in (*NUMERIC_COLUMNS, *TEXT_COLUMNS) if c not in trials.columns]
+    lacking = [c for c in EXPECTED if c not in trials.columns]
     if lacking and len(trials):
         missing.append(f"{TRIALS_FILE} has no column {', '.join(lacking)}: those figures are "
                        f"left out.")
@@ -171,7 +172,11 @@ def _read_spec(fs: pafs.FileSystem, path: str, uri: str, missing: list[str]) -> 
 
 def _clean_trials(trials: pd.DataFrame) -> pd.DataFrame:
     trials = trials.copy()
-    for column in NUMERIC_COLUMNS:
+    defaults = settings_row(TrialConfig())
+    for column in SETTINGS:
+        if column not in trials:
+            trials[column] = defaults[column]
+    for column in NUMBER_COLUMNS:
         if column not in trials:
             trials[column] = np.nan
         trials[column] = pd.to_numeric(trials[column], errors="coerce").astype(float)

@@ -29,6 +29,39 @@ EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "train_eval_loss",
                  "eval_seconds", "images_per_second")
 
 
+# The trials table's columns: the one list the export writes (`trial_row`), the report reads
+# (`fmnist_ray.report.load`) and `show` prints. First the trial's id and variant, then its
+# settings (every `TrialConfig` field; `hidden_sizes` as text such as `256-128`), then how it
+# ended and what it scored, in the order written, each with its kind: `whole` and `number` are
+# read back as floats (NaN where missing; whole ones shown as integers), `text` as strings or
+# None, `reuse` columns are left as they are (written since trials are reused, see
+# `fmnist_ray.sweep.store`; older exports lack them).
+RESULTS = {"status": "text", "epochs_run": "whole", "best_epoch": "whole",
+           "best_val_accuracy": "number", "best_val_loss": "number",
+           "final_train_loss": "number", "final_val_loss": "number",
+           "final_val_accuracy": "number", "test_accuracy": "number", "test_loss": "number",
+           "test_confusion": "text", "params": "whole", "seconds": "number",
+           "images_per_second": "number", "node_id": "text", "error": "text",
+           "checkpoint": "reuse", "trial_key": "reuse", "reused_from": "reuse"}
+
+
+def _settings(*kinds: type) -> tuple[str, ...]:
+    return tuple(n for n, f in TrialConfig.model_fields.items() if f.annotation in kinds)
+
+
+def _results(*kinds: str) -> tuple[str, ...]:
+    return tuple(name for name, kind in RESULTS.items() if kind in kinds)
+
+
+SETTINGS = tuple(TrialConfig.model_fields)
+SETTING_FLAGS = _settings(bool)  # kept as written: True / False
+TRIAL_COLUMNS = ("trial_id", "variant", *SETTINGS, *RESULTS)
+WHOLE_COLUMNS = (*_settings(int), *_results("whole"))
+NUMBER_COLUMNS = (*_settings(int, float), *_results("whole", "number"))
+TEXT_COLUMNS = ("variant", *(s for s in SETTINGS if s not in (*NUMBER_COLUMNS, *SETTING_FLAGS)),
+                *_results("text"))
+
+
 def trial_status(ray_status: str, last_result: dict[str, Any], epochs: int) -> Status:
     """completed | early_stopped | diverged | failed_to_learn | errored | running | pending |
     interrupted.
@@ -59,6 +92,13 @@ def epoch_row(trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
             "node_id": result.get("node_id")}
 
 
+def settings_row(config: TrialConfig) -> dict[str, Any]:
+    """A trial's settings as the trials table holds them (`hidden_sizes` as e.g. `256-128`)."""
+    settings = config.model_dump()
+    settings["hidden_sizes"] = "-".join(str(s) for s in settings["hidden_sizes"])
+    return settings
+
+
 def trial_row(trial_id: str, config: TrialConfig, variant: str | None, status: str,
               history: list[dict[str, Any]], last: dict[str, Any], error: str | None,
               checkpoint: str | None = None, key: str | None = None,
@@ -67,10 +107,9 @@ def trial_row(trial_id: str, config: TrialConfig, variant: str | None, status: s
     its newest checkpoint (which holds the best epoch's weights too), its content key (see
     `fmnist_ray.sweep.store`) and, for a trial not trained but reused, the sweep/trial that
     trained it."""
-    settings = config.model_dump()
-    settings["hidden_sizes"] = "-".join(str(s) for s in settings["hidden_sizes"])
+    settings = settings_row(config)
     done = [h for h in history if h.get("val_accuracy") is not None]
-    return {
+    row = {
         "trial_id": trial_id,
         "variant": variant,
         **settings,
@@ -95,6 +134,7 @@ def trial_row(trial_id: str, config: TrialConfig, variant: str | None, status: s
         "trial_key": key,
         "reused_from": reused_from,
     }
+    return {column: row[column] for column in TRIAL_COLUMNS}  # the schema's order, all of it
 
 
 def open_storage(uri: str) -> tuple[pafs.FileSystem, str]:

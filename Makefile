@@ -6,7 +6,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEBIAN_DATA := /usr/share/datasets/fashion-mnist
 DEMO_NAME := demo-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: demo test test-all lint data browser clean
+.PHONY: demo test test-slow test-all lint data browser clean
 
 $(BIN)/fmnist-ray: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,13 +30,22 @@ demo: $(BIN)/fmnist-ray data
 	$(BIN)/fmnist-ray sweep sweeps/smoke.yaml --storage results --name $(DEMO_NAME)
 	$(BIN)/fmnist-ray report results/$(DEMO_NAME) -o reports/$(DEMO_NAME).html
 
+# Two pytest workers, each taking whole test files (module fixtures such as a test cluster
+# start once): most tests wait on Ray and child processes much of the time.
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The default tests (a few minutes on 2 cores); pyproject.toml leaves the slow ones out.
 test: $(BIN)/fmnist-ray data browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
-# Also the slow tests: full sweeps on the real dataset.
+# Only the slow tests: long, repeated or timed sweeps, clusters that lose a node.
+test-slow: $(BIN)/fmnist-ray data browser
+	$(PYTEST) -m slow
+
+# Everything, in one run.
 test-all: $(BIN)/fmnist-ray data browser
-	$(BIN)/python -m pytest -q -m ""
+	$(PYTEST) -m ""
 
 lint: $(BIN)/fmnist-ray
 	$(BIN)/ruff check .

@@ -3,6 +3,7 @@ trained twice, and a sweep is extended with only its new trials training."""
 
 import json
 import pickle
+import shutil
 import subprocess
 import sys
 
@@ -43,18 +44,26 @@ def checkpoint_dirs(results, name):
     return sorted((results / name).glob("run_trial_*/checkpoint_*"))
 
 
-@pytest.fixture
-def small_grid(tmp_path):
-    spec = tmp_path / "grid.yaml"
+@pytest.fixture(scope="module")
+def small_grid(tmp_path_factory):
+    spec = tmp_path_factory.mktemp("grid-spec") / "grid.yaml"
     spec.write_text("name: grid\ntrial: {model: mlp, hidden_sizes: [32], batch_size: 256, "
                     "epochs: 2}\naxes:\n  lr: [0.001, 0.003]\nseeds: 2\n")
     return spec
 
 
-def test_a_second_sweep_reuses_every_trial_and_reports_the_same(tmp_path, small_grid,
-                                                                  synthetic_dir):
-    results = tmp_path / "results"
+@pytest.fixture(scope="module")
+def grid_results(tmp_path_factory, small_grid, synthetic_dir):
+    """A storage folder holding the small grid, swept once for this module (2 x 2 trials) and
+    its trial store. The reuse test adds a sweep beside it; the others change a copy."""
+    results = tmp_path_factory.mktemp("grid") / "results"
     sweep(results, small_grid, synthetic_dir)
+    return results
+
+
+def test_a_second_sweep_reuses_every_trial_and_reports_the_same(tmp_path, small_grid,
+                                                                  grid_results, synthetic_dir):
+    results = grid_results
     planned = runner.invoke(app, ["sweep", str(small_grid), "--dry-run", "--storage",
                                   str(results), "--name", "again", "--data-dir",
                                   str(synthetic_dir)])
@@ -92,6 +101,12 @@ def test_a_second_sweep_reuses_every_trial_and_reports_the_same(tmp_path, small_
             assert "4 of 4 trials were reused, not trained" in out.read_text()
     assert _without_ids(findings[0]) == _without_ids(findings[1])
 
+
+@pytest.mark.slow
+def test_changed_training_numerics_or_no_reuse_train_every_trial_again(
+        tmp_path, small_grid, grid_results, synthetic_dir):
+    results = shutil.copytree(grid_results, tmp_path / "results", symlinks=True)
+    first, _ = read(results, "grid")
     # Training code whose numbers changed (a bumped NUMERICS_VERSION) reuses nothing.
     bumped = subprocess.run(
         [sys.executable, "-c", "import sys; import fmnist_ray.training.loop as t; "
@@ -126,9 +141,8 @@ def _without_ids(findings):
 
 
 def test_a_grid_grows_by_a_seed_and_an_axis_value_training_only_the_new_trials(
-        tmp_path, small_grid, synthetic_dir):
-    results = tmp_path / "results"
-    sweep(results, small_grid, synthetic_dir)
+        tmp_path, grid_results, synthetic_dir):
+    results = shutil.copytree(grid_results, tmp_path / "results", symlinks=True)
     before, _ = read(results, "grid")
     grown = run_cli("extend", str(results / "grid"), "--set", "seeds=3", "--set",
                     "axes.lr=[0.001, 0.003, 0.01]", "--quiet", "--data-dir", str(synthetic_dir))
@@ -148,6 +162,7 @@ def test_a_grid_grows_by_a_seed_and_an_axis_value_training_only_the_new_trials(
     assert "seeds: 3" in (results / "grid" / "spec.yaml").read_text()
 
 
+@pytest.mark.slow  # two runs, 10 trials
 def test_an_optuna_sweep_grows_from_6_to_10_samples_and_tpe_goes_on_from_the_first_6(
         tmp_path, synthetic_dir):
     spec = tmp_path / "tpe.yaml"
@@ -223,6 +238,7 @@ def test_a_change_that_is_not_an_extension_is_refused_in_one_line(tmp_path, synt
     assert (results / "grid" / "spec.yaml").read_text().count("epochs: 2") == 1  # unchanged
 
 
+@pytest.mark.slow  # two Rays at once
 def test_two_sweeps_at_once_on_one_storage_both_finish_and_the_store_stays_readable(
         tmp_path, synthetic_dir):
     results = tmp_path / "results"

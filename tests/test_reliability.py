@@ -8,12 +8,13 @@ import subprocess
 import time
 
 import pandas as pd
+import pytest
 
 from .conftest import CLI, REPO, run_cli
 
 SLOW = """
 name: killme
-trial: {model: mlp, hidden_sizes: [64], epochs: 12, batch_size: 8}
+trial: {model: mlp, hidden_sizes: [64], epochs: 6, batch_size: 8}
 axes:
   lr: [0.001, 0.002, 0.003]
 max_concurrent_trials: 1
@@ -40,6 +41,7 @@ def _wait_for_completed_trial(experiment, process, timeout=180.0) -> pd.DataFram
     raise AssertionError("no trial completed in time")
 
 
+@pytest.mark.slow  # two runs of 3 x 6 long epochs
 def test_sigkilled_sweep_resumes_without_losing_or_repeating_work(tmp_path, synthetic_dir):
     spec = tmp_path / "killme.yaml"
     spec.write_text(SLOW)
@@ -58,27 +60,24 @@ def test_sigkilled_sweep_resumes_without_losing_or_repeating_work(tmp_path, synt
     trials = pd.read_parquet(experiment / "trials.parquet")
     epochs = pd.read_parquet(experiment / "epochs.parquet")
     assert len(trials) == 3 and set(trials["status"]) == {"completed"}
-    assert trials["epochs_run"].tolist() == [12, 12, 12]
-    assert len(epochs) == 3 * 12 and not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert trials["epochs_run"].tolist() == [6, 6, 6]
+    assert len(epochs) == 3 * 6 and not epochs.duplicated(["trial_id", "epoch"]).any()
     for trial_id in finished_before:
         assert _starts(experiment, trial_id) == 1
 
 
-def test_resume_refuses_a_changed_search_space(tmp_path, synthetic_dir):
-    spec = tmp_path / "small.yaml"
-    spec.write_text("name: small\ntrial: {model: mlp, hidden_sizes: [16], epochs: 1}\n"
-                    "axes: {lr: [0.001]}\n")
-    first = run_cli("sweep", str(spec), "--storage", str(tmp_path), "--quiet",
-                    "--data-dir", str(synthetic_dir))
-    assert first.returncode == 0, first.stderr
-    spec.write_text(spec.read_text().replace("[0.001]", "[0.001, 0.01]"))
-    again = run_cli("sweep", str(spec), "--storage", str(tmp_path), "--quiet", "--resume",
+def test_resume_refuses_a_changed_search_space(tmp_path, smoke_copy, synthetic_dir):
+    spec = tmp_path / "smoke.yaml"
+    spec.write_text((REPO / "sweeps" / "smoke.yaml").read_text().replace(
+        "[0.001, 0.003]", "[0.001, 0.003, 0.01]"))
+    again = run_cli("sweep", str(spec), "--storage", str(smoke_copy), "--quiet", "--resume",
                     "--data-dir", str(synthetic_dir))
     assert again.returncode == 2
     assert "the spec changed since this sweep started (axes)" in again.stderr
     assert "fmnist-ray resume" in again.stderr
 
 
+@pytest.mark.slow  # two runs
 def test_resume_continues_from_the_checkpoint_before_a_deleted_newest_one(tmp_path,
                                                                          synthetic_dir):
     spec = tmp_path / "ckpt.yaml"
@@ -105,6 +104,7 @@ def test_resume_continues_from_the_checkpoint_before_a_deleted_newest_one(tmp_pa
     assert log.count(1) == 1
 
 
+@pytest.mark.slow  # two runs of 3 x 6 long epochs
 def test_ctrl_c_keeps_finished_trials_and_prints_the_resume_command(tmp_path, synthetic_dir):
     spec = tmp_path / "killme.yaml"
     spec.write_text(SLOW)
@@ -131,11 +131,8 @@ def test_ctrl_c_keeps_finished_trials_and_prints_the_resume_command(tmp_path, sy
         f"{', '.join(unfinished)}")
 
 
-def test_report_survives_truncated_and_missing_exports(tmp_path, synthetic_dir):
-    result = run_cli("sweep", "sweeps/smoke.yaml", "--storage", str(tmp_path), "--quiet",
-                     "--data-dir", str(synthetic_dir))
-    assert result.returncode == 0, result.stderr
-    experiment = tmp_path / "smoke"
+def test_report_survives_truncated_and_missing_exports(tmp_path, smoke_copy):
+    experiment = smoke_copy / "smoke"
     exported = pd.read_parquet(experiment / "trials.parquet")
     trials_file = experiment / "trials.parquet"
     trials_file.write_bytes(trials_file.read_bytes()[:100])  # truncated mid-write

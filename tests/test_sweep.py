@@ -20,64 +20,83 @@ def read(results, name):
             pd.read_parquet(results / name / "epochs.parquet"))
 
 
-def test_smoke_sweep_writes_one_row_per_trial_and_epoch(tmp_path, synthetic_dir):
-    result = run_cli("sweep", "sweeps/smoke.yaml", "--storage", str(tmp_path),
-                     "--data-dir", str(synthetic_dir))
+@pytest.fixture(scope="module")
+def smoke(smoke_sweep):
+    """The session's smoke sweep: its run, its folder, its two tables and its chosen trial."""
+    result, storage = smoke_sweep
     assert result.returncode == 0, result.stderr
+    trials, epochs = read(storage, "smoke")
+    best = trials.loc[trials["best_val_accuracy"].idxmax()]
+    return result, storage / "smoke", trials, epochs, best
+
+
+def test_smoke_sweep_shows_progress_from_the_start_and_a_summary(smoke):
+    result, *_ = smoke
     # progress from the start: a line before Ray's slow start, then one per trial
     lines = result.stdout.splitlines()
     assert lines[0] == "starting Ray on this machine ..."
     assert sum(line.startswith("[") and " completed: lr=" in line for line in lines) == 2
     assert "sweep finished" in result.stdout and "2 completed" in result.stdout
-    trials, epochs = read(tmp_path, "smoke")
+
+
+def test_smoke_sweep_writes_one_row_per_trial_and_epoch(smoke):
+    _, folder, trials, epochs, _ = smoke
     assert len(trials) == 2 and trials["trial_id"].is_unique
     assert sorted(trials["lr"]) == [0.001, 0.003]
     assert set(trials["status"]) == {"completed"}
     assert trials["test_accuracy"].between(0, 1).all() and trials["node_id"].str.len().gt(0).all()
     assert len(epochs) == 2 * 2
     assert not epochs.duplicated(["trial_id", "epoch"]).any()
-    assert (tmp_path / "smoke" / "spec.yaml").is_file()
+    assert (folder / "spec.yaml").is_file()
 
-    again = run_cli("sweep", "sweeps/smoke.yaml", "--storage", str(tmp_path), "--quiet",
+
+def test_a_second_sweep_of_the_same_name_is_refused_and_loses_nothing(smoke_copy,
+                                                                       synthetic_dir):
+    again = run_cli("sweep", "sweeps/smoke.yaml", "--storage", str(smoke_copy), "--quiet",
                     "--data-dir", str(synthetic_dir))
     assert again.returncode == 2
     assert "already holds a sweep; resume it with `fmnist-ray resume" in again.stderr
     assert "or pass --name NEW" in again.stderr
-    assert len(pd.read_parquet(tmp_path / "smoke" / "trials.parquet")) == 2  # nothing lost
+    assert len(pd.read_parquet(smoke_copy / "smoke" / "trials.parquet")) == 2  # nothing lost
 
-    # Browsed from the terminal: `ls` lists it, `show` gives its trials and chosen trial.
-    listed = runner.invoke(app, ["ls", str(tmp_path)])
+
+def test_ls_and_show_list_the_sweep_and_its_chosen_trial(smoke):
+    _, folder, trials, _, best = smoke
+    listed = runner.invoke(app, ["ls", str(folder.parent)])
     assert listed.exit_code == 0, listed.output
     assert "smoke" in listed.stdout and "2 completed" in listed.stdout
-    [entry] = json.loads(runner.invoke(app, ["ls", str(tmp_path), "--json"]).stdout)
-    best = trials.loc[trials["best_val_accuracy"].idxmax()]
+    [entry] = json.loads(runner.invoke(app, ["ls", str(folder.parent), "--json"]).stdout)
     assert entry["name"] == "smoke" and entry["statuses"] == {"completed": 2}
     assert entry["best_value"] == best["best_val_accuracy"]
-    shown = runner.invoke(app, ["show", str(tmp_path / "smoke"), "--top", "1"])
+    shown = runner.invoke(app, ["show", str(folder), "--top", "1"])
     assert shown.exit_code == 0, shown.output
     assert f"chosen on val_accuracy: trial {best['trial_id']}" in shown.stdout
-    view = json.loads(runner.invoke(app, ["show", str(tmp_path / "smoke"), "--json",
-                                          "--sort", "lr"]).stdout)
+    view = json.loads(runner.invoke(app, ["show", str(folder), "--json", "--sort", "lr"]).stdout)
     assert [row["lr"] for row in view["rows"]] == [0.003, 0.001]  # largest first
     assert view["best"]["trial_id"] == best["trial_id"] and view["total"] == 2
-    assert view["best_folder"].startswith(str(tmp_path / "smoke" / "run_trial_"))
+    assert view["best_folder"].startswith(str(folder / "run_trial_"))
 
-    # TensorBoard event files per trial, read back with TensorBoard's own reader.
+
+def test_each_trial_writes_tensorboard_events_matching_its_epochs(smoke):
+    """Read back with TensorBoard's own reader."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    _, folder, trials, epochs, _ = smoke
     for trial_id in trials["trial_id"]:
-        [folder] = (tmp_path / "smoke").glob(f"run_trial_{trial_id}_*")
-        events = EventAccumulator(str(folder))
+        [trial_folder] = folder.glob(f"run_trial_{trial_id}_*")
+        events = EventAccumulator(str(trial_folder))
         events.Reload()
         logged = events.Scalars("ray/tune/val_accuracy")
         rows = epochs[epochs["trial_id"] == trial_id].sort_values("epoch")
         assert [e.step for e in logged] == rows["epoch"].tolist()
         assert [e.value for e in logged] == pytest.approx(rows["val_accuracy"].tolist())
 
-    # The chosen trial's best-epoch weights, exported from its checkpoint and used.
+
+def test_the_chosen_trials_best_weights_export_and_predict(smoke, tmp_path, synthetic_dir):
+    """Exported from the chosen trial's checkpoint, then used."""
+    _, folder, trials, _, best = smoke
     assert trials["checkpoint"].str.endswith("/state.pt").all()
-    exported = runner.invoke(app, ["export", str(tmp_path / "smoke"), "-o",
-                                   str(tmp_path / "best.pt")])
+    exported = runner.invoke(app, ["export", str(folder), "-o", str(tmp_path / "best.pt")])
     assert exported.exit_code == 0, exported.output
     assert f"exported trial {best['trial_id']}" in exported.stdout
     sidecar = json.loads((tmp_path / "best.json").read_text())
@@ -139,6 +158,7 @@ def test_asha_stops_weak_trials_early(tmp_path, synthetic_dir):
     assert len(epochs) == trials["epochs_run"].sum() < 6 * 4
 
 
+@pytest.mark.slow  # Optuna sweeps run with the slow tests (also in test_growing)
 def test_optuna_search_samples_the_space(tmp_path, synthetic_dir):
     spec = tmp_path / "tpe.yaml"
     spec.write_text("name: tpe\ntrial: {model: mlp, hidden_sizes: [16], epochs: 1}\n"
@@ -181,7 +201,9 @@ max_failures: 2
 """
 
 
-@pytest.mark.parametrize("fault", ["error_once", "crash_once"])
+# A raised error and a dead worker: the same retry path, so the first runs with the slow tests.
+@pytest.mark.parametrize("fault", [pytest.param("error_once", marks=pytest.mark.slow),
+                                   "crash_once"])
 def test_a_failed_trial_is_retried_from_its_checkpoint(tmp_path, synthetic_dir, fault):
     spec = tmp_path / "retry.yaml"
     spec.write_text(RETRY)
@@ -205,6 +227,7 @@ def test_a_failed_trial_is_retried_from_its_checkpoint(tmp_path, synthetic_dir, 
     assert {row["trial_id"]: row["status"] for row in rebuilt}[faulty] == "completed"
 
 
+@pytest.mark.slow  # waits out its 15 s budget
 def test_start_points_run_first_and_the_time_budget_ends_the_search(tmp_path, synthetic_dir):
     spec = tmp_path / "budget.yaml"
     spec.write_text(

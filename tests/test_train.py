@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from fmnist_ray.config import TrialConfig
+from fmnist_ray.config import OPTIMIZERS, TrialConfig
 from fmnist_ray.training.data import load_fashion_mnist
 from fmnist_ray.training.loop import TrainState, build_optimizer, train_trial
 
@@ -80,9 +80,6 @@ def test_an_exploding_finite_loss_also_counts_as_diverged(data):
     assert result.status == "diverged"
     assert math.isfinite(result.history[-1].train_loss)
     assert result.history[-1].train_loss > 23
-
-
-OPTIMIZERS = ["sgd", "sgd_momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad"]
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)

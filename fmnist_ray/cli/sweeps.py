@@ -31,7 +31,7 @@ from fmnist_ray.cli.common import (
     user_errors,
 )
 from fmnist_ray.errors import UserError
-from fmnist_ray.results.outcomes import ACTIVE
+from fmnist_ray.results.outcomes import ACTIVE, Status
 from fmnist_ray.sweep.progress import LogLines, trials_table
 
 
@@ -295,7 +295,7 @@ def _print_resume_plan(spec, storage: str, errored: str) -> None:
         trials = read_table(uri, TRIALS_FILE).sort_values("trial_id")
     except UserError:
         return  # no export yet: Ray's own state says what to run
-    rerun = ["interrupted", *ACTIVE, *(["errored"] if errored != "keep" else [])]
+    rerun = [Status.INTERRUPTED, *ACTIVE, *([Status.ERRORED] if errored != "keep" else [])]
     runs = trials[trials["status"].isin(rerun)]
     kept = len(trials) - len(runs)
     how = {"keep": "", "resume": " (errored ones from their checkpoints)",

@@ -15,6 +15,7 @@ from rich.table import Table
 from fmnist_ray.cli.common import DataDir, command, console, err_console, user_errors
 from fmnist_ray.config import TrialConfig
 from fmnist_ray.errors import UserError
+from fmnist_ray.results.outcomes import Status
 from fmnist_ray.spec.problems import describe_validation_error
 
 
@@ -156,10 +157,10 @@ def train(
         return
     console.print(_epoch_table(result.history))
     best = result.best
-    if result.status == "diverged":
+    if result.status == Status.DIVERGED:
         console.print(f"[bold red]diverged[/] at epoch {result.epochs_run}: the loss became "
                       f"NaN/inf; lower --lr (now {config.lr:g})")
-    if result.status == "failed_to_learn":
+    if result.status == Status.FAILED_TO_LEARN:
         console.print(f"[bold red]failed to learn[/]: best validation accuracy "
                       f"{best.val_accuracy:.4f} is at chance (0.10); try another --lr (now "
                       f"{config.lr:g})")

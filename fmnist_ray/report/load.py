@@ -28,7 +28,7 @@ from fmnist_ray.results.exports import (
     read_table,
     settings_row,
 )
-from fmnist_ray.results.outcomes import failed_to_learn
+from fmnist_ray.results.outcomes import Status, failed_to_learn
 from fmnist_ray.results.ray_files import rebuild_from_ray_logs
 from fmnist_ray.spec.file import parse_spec_text
 
@@ -191,8 +191,9 @@ def _clean_trials(trials: pd.DataFrame) -> pd.DataFrame:
     trials["trial_id"] = trials["trial_id"].astype(str)
     trials["status"] = trials["status"].fillna("unknown").astype(str)
     # Exports from before `failed_to_learn` existed: a run at chance is one, whatever it says.
-    stuck = (trials["status"] == "completed") & trials["best_val_accuracy"].map(failed_to_learn)
-    trials.loc[stuck, "status"] = "failed_to_learn"
+    stuck = ((trials["status"] == Status.COMPLETED)
+             & trials["best_val_accuracy"].map(failed_to_learn))
+    trials.loc[stuck, "status"] = Status.FAILED_TO_LEARN.value
     return trials.reset_index(drop=True)
 
 
@@ -215,7 +216,7 @@ def _gaps(results: SweepResults) -> list[str]:
         planned = spec.num_samples if spec.search == "optuna" else len(spec.grid_points())
         if len(trials) < planned:
             notes.append(f"The spec plans {planned} trials; {TRIALS_FILE} holds {len(trials)}.")
-    unfinished = trials[trials["status"].isin(["running", "pending", "interrupted"])]
+    unfinished = trials[trials["status"].isin([Status.RUNNING, Status.PENDING, Status.INTERRUPTED])]
     if len(unfinished):
         notes.append(f"{len(unfinished)} trial(s) unfinished (running, pending or interrupted): "
                      f"{', '.join(unfinished['trial_id'])}.")

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fmnist_ray.config import SweepSpec
-from fmnist_ray.results.outcomes import ACTIVE
+from fmnist_ray.results.outcomes import ACTIVE, Status
 
 
 def fmt(value, digits: int = 4) -> str:
@@ -31,7 +31,7 @@ def time_left(rows: list[dict], elapsed: float) -> str:
     per_epoch = sum(r["seconds"] or 0 for r in rows) / epochs_done
     to_run = sum(max(r["epochs"] - (r["epochs_run"] or 0), 0) for r in rows
                  if r["status"] in ACTIVE)
-    at_once = max(1, sum(r["status"] == "running" for r in rows))
+    at_once = max(1, sum(r["status"] == Status.RUNNING for r in rows))
     return f"{_clock(elapsed)} elapsed, ~{_clock(to_run * per_epoch / at_once)} left"
 
 
@@ -72,13 +72,13 @@ class LogLines:
     def __call__(self, rows: list[dict]) -> None:
         done = sum(r["status"] not in ACTIVE for r in rows)
         for r in rows:
-            if r["status"] == "pending" or self.seen.get(r["trial_id"]) == r["status"]:
+            if r["status"] == Status.PENDING or self.seen.get(r["trial_id"]) == r["status"]:
                 continue
             self.seen[r["trial_id"]] = r["status"]
             settings = " ".join(f"{k}={r[k]}" for k in self.varied)
             scores = (f" epochs {r['epochs_run']}/{r['epochs']} best val acc "
                       f"{fmt(r['best_val_accuracy'])} test acc {fmt(r['test_accuracy'])}"
-                      if r["status"] != "running" else "")
+                      if r["status"] != Status.RUNNING else "")
             clock = time_left(rows, time.monotonic() - self.began)
             self.console.print(f"[{done}/{len(rows)}] trial {r['trial_id']} {_status(r)}: "
                           f"{settings}{scores} ({clock})", highlight=False, soft_wrap=True)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fmnist_ray.config import TrialConfig
-from fmnist_ray.results.outcomes import CHANCE_LOSS, failed_to_learn
+from fmnist_ray.results.outcomes import CHANCE_LOSS, Status, failed_to_learn
 from fmnist_ray.training.augment import Augmenter
 from fmnist_ray.training.data import PIXEL_MEAN, PIXEL_STD, FashionMNIST
 from fmnist_ray.training.eager import eager
@@ -109,7 +109,7 @@ class TrialResult:
     """The outcome of a run: `completed`, `diverged` or `failed_to_learn`, its history and
     the test metrics."""
 
-    status: str
+    status: Status
     epochs_run: int
     best: Best
     history: list[EpochMetrics]
@@ -333,7 +333,7 @@ def train_trial(
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = min(round(config.warmup_epochs * steps_per_epoch), total_steps - 1)
     scheduled = config.schedule != "constant" or warmup_steps > 0
-    status = "completed"
+    status = Status.COMPLETED
 
     for epoch in range(first_epoch, config.epochs + 1):
         model.train()
@@ -391,11 +391,11 @@ def train_trial(
                                average.model.state_dict() if average else None, best_model)
             on_epoch(metrics, state)
         if diverged:
-            status = "diverged"
+            status = Status.DIVERGED
             break
 
-    if status == "completed" and failed_to_learn(best.val_accuracy if best.epoch else None):
-        status = "failed_to_learn"
+    if status == Status.COMPLETED and failed_to_learn(best.val_accuracy if best.epoch else None):
+        status = Status.FAILED_TO_LEARN
     return TrialResult(status=status, epochs_run=len(history), best=best, history=history,
                        params=count_parameters(model), seconds=time.perf_counter() - began,
                        device=str(device), precision=precision, best_model=best_model)

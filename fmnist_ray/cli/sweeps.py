@@ -224,16 +224,15 @@ def extend(
     """Grow a sweep with its stored spec changed by --set: only the new trials train."""
     from fmnist_ray.cluster.jobs import is_jobs_address
     from fmnist_ray.results.driver_lock import check_no_live_driver
-    from fmnist_ray.results.exports import SPEC_FILE, read_text
     from fmnist_ray.results.preflight import check_storage
     from fmnist_ray.results.storage import split_experiment_uri
-    from fmnist_ray.spec.file import load_spec_text, spec_to_yaml
+    from fmnist_ray.spec.file import read_stored_spec, spec_to_yaml
     from fmnist_ray.sweep.extension import check_extension
     from fmnist_ray.training.data import load_fashion_mnist
 
     uri = results_dir.rstrip("/")
     storage, name = split_experiment_uri(uri)
-    spec = load_spec_text(read_text(uri, SPEC_FILE), f"{uri}/{SPEC_FILE}", overrides, name)
+    spec = read_stored_spec(uri, overrides, name)
     if is_jobs_address(address):
         args = ["sweep", "spec.yaml", "--storage", storage, "--extend",
                 *_job_options(no_reuse, data_dir)]

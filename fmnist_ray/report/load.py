@@ -30,7 +30,7 @@ from fmnist_ray.results.exports import (
 )
 from fmnist_ray.results.outcomes import Status, failed_to_learn
 from fmnist_ray.results.ray_files import rebuild_from_ray_logs
-from fmnist_ray.spec.file import parse_spec_text
+from fmnist_ray.spec.file import read_stored_spec
 
 # Columns every export has held: read as NaN / None, and noted, where one lacks them. A setting
 # an export lacks was added after it was written: its trials ran as the setting's default does.
@@ -156,14 +156,11 @@ def _trial_config_without_spec(params: dict) -> TrialConfig:
 
 def _read_spec(fs: pafs.FileSystem, path: str, uri: str, missing: list[str]) -> SweepSpec | None:
     consequence = "the varied axes are guessed from the trials and the scheduler is unknown"
-    try:
-        with fs.open_input_stream(path) as stream:
-            text = stream.read().decode()
-    except FileNotFoundError:
+    if fs.get_file_info(path).type == pafs.FileType.NotFound:
         missing.append(f"{SPEC_FILE} is missing: {consequence}.")
         return None
     try:
-        return parse_spec_text(text, f"{uri}/{SPEC_FILE}")
+        return read_stored_spec(uri)
     except UserError as exc:
         missing.append(f"{SPEC_FILE} is not a valid spec ({_one_line(exc)[:200]}): "
                        f"{consequence}.")

@@ -288,9 +288,11 @@ def spec_to_yaml(spec: SweepSpec) -> str:
     return yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
 
 
-def read_stored_spec(uri: str) -> SweepSpec:
+def read_stored_spec(uri: str, overrides: list[str] | None = None,
+                     name: str | None = None) -> SweepSpec:
     """The spec a sweep was started with, from `spec.yaml` beside its results, parsed again so
-    that settings added since come with their defaults."""
+    that settings added since come with their defaults; with `--set` overrides and `--name`
+    (`extend`). Every reader of a stored spec (resume, extend, the report) calls this."""
     from fmnist_ray.results.exports import SPEC_FILE, read_text
 
-    return parse_spec_text(read_text(uri, SPEC_FILE), f"{uri}/{SPEC_FILE}")
+    return load_spec_text(read_text(uri, SPEC_FILE), f"{uri}/{SPEC_FILE}", overrides, name)

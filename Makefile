@@ -31,21 +31,25 @@ demo: $(BIN)/fmnist-ray data
 	$(BIN)/fmnist-ray report results/$(DEMO_NAME) -o reports/$(DEMO_NAME).html
 
 # Two pytest workers, each taking whole test files (module fixtures such as a test cluster
-# start once): most tests wait on Ray and child processes much of the time.
-PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadfile
+# start once): most tests wait on Ray and child processes much of the time. The temporary
+# folder is short: a worker's adds /popen-gwN, and a Ray started under it needs socket paths
+# under 108 bytes.
+PYTEST = tmp=$$(mktemp -d /tmp/pytest-XXXXXX) && status=0 && \
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --basetemp $$tmp $(1) || status=$$?; \
+	rm -rf $$tmp; exit $$status
 
-# The default tests (a few minutes on 2 cores); pyproject.toml leaves the slow ones out.
+# The default tests (about 5 minutes on 2 cores); pyproject.toml leaves the slow ones out.
 test: $(BIN)/fmnist-ray data browser
 	$(BIN)/ruff check .
-	$(PYTEST)
+	$(call PYTEST)
 
 # Only the slow tests: long, repeated or timed sweeps, clusters that lose a node.
 test-slow: $(BIN)/fmnist-ray data browser
-	$(PYTEST) -m slow
+	$(call PYTEST,-m slow)
 
 # Everything, in one run.
 test-all: $(BIN)/fmnist-ray data browser
-	$(PYTEST) -m ""
+	$(call PYTEST,-m "")
 
 lint: $(BIN)/fmnist-ray
 	$(BIN)/ruff check .

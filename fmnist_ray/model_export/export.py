@@ -1,7 +1,8 @@
-"""A trained model out of the tool: TorchScript that loads without this package, with a sidecar
-JSON (config, pixel normalisation, class names, test metrics), and predictions from it.
+"""A trained model out of the tool, in one of `formats.ModelFormat` (torch.export by default,
+ONNX, TorchScript) that loads without this package, with a sidecar JSON (format, config, pixel
+normalisation, class names, test metrics), and predictions from it.
 
-The exported module takes float images of shape [N, 1, 28, 28] scaled to 0-1, light garment
+The exported model takes float images of shape [N, 1, 28, 28] scaled to 0-1, light garment
 on a dark background as in Fashion-MNIST, and returns logits over the ten classes; the
 normalisation the model was trained with is inside it.
 """
@@ -9,7 +10,6 @@ normalisation the model was trained with is inside it.
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,10 @@ from torch import nn
 
 from fmnist_ray.config import TrialConfig
 from fmnist_ray.errors import UserError
+from fmnist_ray.model_export import formats
+from fmnist_ray.model_export.formats import ModelFormat
 from fmnist_ray.training.data import CLASS_NAMES, PIXEL_MEAN, PIXEL_STD
 from fmnist_ray.training.loop import build_trial_model
-
-FORMAT = "fmnist-ray/torchscript-1"
 
 
 class _Normalized(nn.Module):
@@ -44,23 +44,20 @@ def sidecar_path(model_path: Path) -> Path:
 
 
 def export_model(weights: dict[str, Any], config: TrialConfig, metrics: dict[str, Any],
-                 output: Path) -> Path:
-    """Write `output` (TorchScript) and its sidecar JSON; return the sidecar's path."""
-    if output.suffix != ".pt":
-        raise UserError(f"-o {output}: name the model file with .pt (its sidecar is .json)")
+                 output: Path, fmt: ModelFormat | None = None) -> Path:
+    """Write `output` in `fmt` (default: what its suffix names) and its sidecar JSON; return the
+    sidecar's path."""
+    fmt = formats.format_of(output, fmt)
     model = build_trial_model(config)
     model.load_state_dict(weights)
     wrapped = _Normalized(model.eval(), config.normalize).eval()
-    with torch.no_grad(), warnings.catch_warnings():
-        # TorchScript is deprecated in favour of torch.export, but it is what loads anywhere
-        # with a bare `torch.jit.load`, no Python class needed.
-        warnings.simplefilter("ignore", FutureWarning)
-        scripted = torch.jit.trace(wrapped, torch.zeros(2, 1, 28, 28))
     output.parent.mkdir(parents=True, exist_ok=True)
-    scripted.save(str(output))
+    formats.write(wrapped, fmt, output)
     sidecar = sidecar_path(output)
     sidecar.write_text(json.dumps({
-        "format": FORMAT,
+        "format": fmt.tag,
+        "load": fmt.how_to_load.replace("MODEL", output.stem),
+        **({"onnx_opset": formats.ONNX_OPSET} if fmt is ModelFormat.onnx else {}),
         "input": "float32 [N, 1, 28, 28], pixels scaled to 0-1, light garment on a dark "
                  "background; the model normalises them itself",
         "output": "logits [N, 10]; softmax for probabilities",
@@ -85,8 +82,9 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
-def load_exported(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    """An exported model and its sidecar, or a clear error naming the file."""
+def load_exported(path: Path) -> tuple[formats.Logits, dict[str, Any]]:
+    """An exported model (in the format its name says) and its sidecar, or a clear error."""
+    fmt = formats.format_of(path)
     sidecar = sidecar_path(path)
     try:
         info = json.loads(sidecar.read_text())
@@ -95,22 +93,20 @@ def load_exported(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
                         f"`fmnist-ray export` (or train --save), which writes both") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"{sidecar}: unreadable ({exc}); export the model again") from None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # see export_model
-            model = torch.jit.load(str(path), map_location="cpu").eval()
-    except (RuntimeError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: not a model this tool exported ({first}); pass the .pt "
-                        f"file `fmnist-ray export` wrote") from None
-    return model, info
+    if not isinstance(info, dict) or "class_names" not in info:
+        raise UserError(f"{sidecar}: not a sidecar this tool wrote (no class_names); export "
+                        f"the model again")
+    if info.get("format") != fmt.tag:
+        raise UserError(f"{sidecar}: describes a {info.get('format')} model, not {path} (a later "
+                        f"export to the same name replaced it?); export {path.name} again")
+    return formats.read(fmt, path), info
 
 
-def predict(model: torch.jit.ScriptModule, images: np.ndarray) -> np.ndarray:
+def predict(model: formats.Logits, images: np.ndarray) -> np.ndarray:
     """Class probabilities [N, 10] for uint8 images [N, 28, 28]."""
-    with torch.no_grad():
-        x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255).unsqueeze(1)
-        return torch.softmax(model(x), dim=1).numpy()
+    logits = model(images.astype(np.float32)[:, None] / np.float32(255))
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def sidecar_metrics(values) -> dict:

@@ -142,24 +142,36 @@ def test_host_port_sweep_with_the_token_in_ray_auth_token_completes(
             f"at {head['gcs']}") in doctor.stdout
 
 
-@pytest.mark.parametrize("kind", ["jobs", "gcs"])
-def test_without_the_token_one_line_says_how_to_get_it(head, tmp_path, monkeypatch, kind):
+@pytest.fixture
+def home_without_token(tmp_path, monkeypatch):
+    """This process with an empty HOME and no RAY_AUTH_* variables; afterwards Ray's token
+    cache is reloaded from the real ones, so later tests in this process see their own."""
+    from ray._raylet import AuthenticationTokenLoader
+
     for key in AUTH_ENV:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
+    yield tmp_path
+    monkeypatch.undo()
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+@pytest.mark.parametrize("kind", ["jobs", "gcs"])
+def test_without_the_token_one_line_says_how_to_get_it(head, home_without_token, kind):
+    home = home_without_token
     address = head[kind]
     result = CliRunner().invoke(app, ["sweep", "sweeps/smoke.yaml", "--address", address,
-                                      "--storage", str(tmp_path)])
+                                      "--storage", str(home)])
     assert result.exit_code == 2, result.output
     assert result.stderr == (
         f"error: the Ray cluster at {address} uses token authentication and no token was found "
         f"(RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token); {GET_IT}\n")
     assert "RAY_AUTH_MODE" not in os.environ  # token mode stays off for a failed connection
 
-    (tmp_path / ".ray").mkdir()
-    (tmp_path / ".ray" / "auth_token").write_text("not-the-heads-token")
+    (home / ".ray").mkdir()
+    (home / ".ray" / "auth_token").write_text("not-the-heads-token")
     doctor = CliRunner().invoke(app, ["doctor", "--address", address,
-                                      "--storage", str(tmp_path)])
+                                      "--storage", str(home)])
     assert doctor.exit_code == 2, doctor.output
     assert doctor.stderr == (
         f"error: the Ray cluster at {address} refused the token from ~/.ray/auth_token: it is "

@@ -1,7 +1,10 @@
-"""Faults around a sweep on a real local Ray: no dead ends, one driver, a full disk."""
+"""Faults around a sweep on a real local Ray: no dead ends, one driver, a full disk, a Ctrl-C
+at any moment of start-up."""
 
 import json
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,14 +22,15 @@ max_concurrent_trials: 1
 """
 
 
-def _start(tmp_path, synthetic_dir, name, hidden="[32]", epochs=3, storage=None):
+def _start(tmp_path, synthetic_dir, name, hidden="[32]", epochs=3, storage=None, cli=CLI):
     spec = tmp_path / f"{name}.yaml"
     spec.write_text(SWEEP.format(name=name, hidden=hidden, epochs=epochs))
     storage = storage or tmp_path / "out"
+    # Ctrl-C's default action in the child even where this run inherited SIGINT ignored.
     process = subprocess.Popen(
-        [*CLI, "sweep", str(spec), "--storage", str(storage), "--quiet", "--data-dir",
+        [*cli, "sweep", str(spec), "--storage", str(storage), "--quiet", "--data-dir",
          str(synthetic_dir)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+        text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return process, Path(storage) / name
 
 
@@ -120,3 +124,55 @@ def test_storage_that_fills_up_ends_the_sweep_with_one_line_and_resume_completes
     assert not epochs.duplicated(["trial_id", "epoch"]).any()
     assert sorted(epochs.groupby("trial_id").size()) == [4, 4]
 
+
+
+def _stopped_at_start_up(process, experiment: Path) -> None:
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 130, (out, err)
+    assert "Traceback" not in out + err, err
+    assert f"stopped (Ctrl-C); finished trials are kept; resume with: fmnist-ray resume " \
+           f"{experiment}" in out, out
+
+
+def test_ctrl_c_right_after_the_spec_is_written_exits_130_and_resume_completes(
+        tmp_path, synthetic_dir):
+    process, experiment = _start(tmp_path, synthetic_dir, "early_ctrl_c")
+    _wait_for(lambda: (experiment / "spec.yaml").exists(), process)
+    process.send_signal(signal.SIGINT)
+    _stopped_at_start_up(process, experiment)
+
+    result = run_cli("resume", str(experiment), "--quiet", "--data-dir", str(synthetic_dir))
+    assert result.returncode == 0, result.stderr
+    _all_completed(experiment, 2)
+
+
+# `fmnist-ray` where the Ctrl-C lands in Ray's first `ray.put` (the trials' shared data) and
+# the KeyboardInterrupt is dropped there, as code that checks for signals and ignores the error
+# does: the sweep used to run to its end and exit 0.
+SWALLOWED_CTRL_C = """
+import signal, sys
+import ray
+from fmnist_ray.cli.app import app
+put = ray.put
+def put_dropping_a_ctrl_c(*args, **kwargs):
+    ray.put = put
+    try:
+        signal.raise_signal(signal.SIGINT)
+    except KeyboardInterrupt:
+        pass
+    return put(*args, **kwargs)
+ray.put = put_dropping_a_ctrl_c
+sys.argv[0] = "fmnist-ray"
+app()
+"""
+
+
+def test_a_ctrl_c_swallowed_during_start_up_still_stops_the_sweep(tmp_path, synthetic_dir):
+    process, experiment = _start(tmp_path, synthetic_dir, "swallowed",
+                                 cli=[sys.executable, "-c", SWALLOWED_CTRL_C])
+    _stopped_at_start_up(process, experiment)
+    assert not (experiment / "trials.parquet").exists(), "a trial ran after the Ctrl-C"
+
+    result = run_cli("resume", str(experiment), "--quiet", "--data-dir", str(synthetic_dir))
+    assert result.returncode == 0, result.stderr
+    _all_completed(experiment, 2)

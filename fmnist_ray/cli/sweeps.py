@@ -92,9 +92,9 @@ def _print_plan(plan, spec) -> None:
 
 
 @command(epilog=(
-    "Examples: fmnist-ray sweep sweeps/batch_size.yaml --dry-run  |  fmnist-ray sweep "
-    "sweeps/batch_size.yaml --set seeds=3  |  fmnist-ray sweep sweeps/tune.yaml --address "
-    "http://HEAD:8265"))
+    "Examples:\nfmnist-ray sweep sweeps/batch_size.yaml --dry-run\n"
+    "fmnist-ray sweep sweeps/batch_size.yaml --set seeds=3\n"
+    "fmnist-ray sweep sweeps/tune.yaml --address http://HEAD:8265"))
 @user_errors
 def sweep(
     spec_file: Annotated[Path, typer.Argument(metavar="SPEC.yaml", help="Sweep spec file.")],
@@ -209,8 +209,8 @@ def _write_rayjob(path: Path, spec, spec_file: Path, storage: str, image: str | 
 
 
 @command(epilog=(
-    "Examples: fmnist-ray extend results/batch_size --set seeds=3  |  fmnist-ray extend "
-    "results/tune --set num_samples=40"))
+    "Examples:\nfmnist-ray extend results/batch_size --set seeds=3\n"
+    "fmnist-ray extend results/tune --set num_samples=40"))
 @user_errors
 def extend(
     results_dir: ResultsDir,
@@ -281,11 +281,14 @@ def resume(
 
 
 def _print_resume_plan(spec, storage: str, errored: str) -> None:
-    """What a resume keeps and what it runs, in trial order, before Ray starts."""
+    """What a resume keeps and what it runs, in trial order, before Ray starts; nothing when
+    the resume is refused (a changed spec)."""
     from fmnist_ray.results.exports import TRIALS_FILE, read_table, saved_state
     from fmnist_ray.results.storage import experiment_uri
+    from fmnist_ray.sweep.resumption import check_unchanged
 
     uri = experiment_uri(storage, spec.name)
+    check_unchanged(spec, uri)
     if not saved_state(uri).started:
         console.print(f"{uri}: nothing was saved before it stopped: starting it again",
                       highlight=False)
@@ -306,6 +309,30 @@ def _print_resume_plan(spec, storage: str, errored: str) -> None:
 
 def _run(spec, dataset, storage: str, address: str | None, quiet: bool, resume: bool,
          errored: str, extend: bool = False, reuse: bool = True) -> None:
+    """Run or resume a sweep; a Ctrl-C at any moment, start-up included, exits 130 with the
+    way to go on."""
+    from fmnist_ray.results.exports import saved_state
+    from fmnist_ray.results.storage import experiment_uri
+    from fmnist_ray.sweep.interrupts import remembered
+
+    try:
+        with remembered():
+            _run_with_progress(spec, dataset, storage, address, quiet, resume, errored, extend,
+                               reuse)
+    except KeyboardInterrupt:
+        uri = experiment_uri(storage, spec.name)
+        if extend:
+            then = "run the same command again to extend it"
+        elif saved_state(uri).spec:
+            then = f"resume with: fmnist-ray resume {uri}{'' if reuse else ' --no-reuse'}"
+        else:
+            then = "nothing was written; run the same command again to start it"
+        console.print(f"\nstopped (Ctrl-C); finished trials are kept; {then}", highlight=False)
+        raise typer.Exit(130) from None
+
+
+def _run_with_progress(spec, dataset, storage: str, address: str | None, quiet: bool,
+                       resume: bool, errored: str, extend: bool, reuse: bool) -> None:
     """Run or resume a sweep with progress, then print its summary and set the exit code."""
     from rich.live import Live
 

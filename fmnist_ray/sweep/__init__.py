@@ -6,6 +6,8 @@
 - `exporter`: the live `trials.parquet` / `epochs.parquet` export and progress
 - `store`: trials that ran to their end, reused by content key (Ray-free)
 - `extension`: which spec changes grow a sweep (Ray-free)
+- `resumption`: a resume keeps the spec it started with (Ray-free)
+- `interrupts`: a Ctrl-C during start-up is never lost (Ray-free)
 
 Names are imported on first use, so the Ray-free modules load without Ray. `ResultsExporter`
 stays importable here: sweeps started by earlier versions pickled it under this path.

@@ -13,6 +13,7 @@ from fmnist_ray.config import SweepSpec
 from fmnist_ray.errors import UserError
 from fmnist_ray.results import exports, ray_files
 from fmnist_ray.results.outcomes import RAN_TO_END, Status
+from fmnist_ray.sweep import interrupts
 from fmnist_ray.sweep.store import TrialKeys, TrialStore
 from fmnist_ray.sweep.trainable import CHECKPOINT_FILE, REPORTED
 
@@ -54,7 +55,10 @@ class ResultsExporter(tune.Callback):
         return self._reported_results
 
     def setup(self, **info):
-        """Pick up what an earlier run of this sweep recorded, so a resume loses no epoch."""
+        """Pick up what an earlier run of this sweep recorded, so a resume loses no epoch.
+        Tune calls this once its SIGINT handler is in place: a Ctrl-C pressed before is raised
+        here if start-up swallowed it."""
+        interrupts.check()
         try:
             for row in exports.read_table(self.uri, exports.EPOCHS_FILE).to_dict("records"):
                 self.epochs.setdefault((row["trial_id"], int(row["epoch"])), row)

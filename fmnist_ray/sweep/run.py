@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 from ray import tune
 
 from fmnist_ray.cluster import check_shared_storage, node_sizes, started_here
@@ -25,9 +24,11 @@ from fmnist_ray.results.driver_lock import driver_lock
 from fmnist_ray.results.outcomes import ACTIVE, Status
 from fmnist_ray.results.preflight import check_resources, check_storage, check_sweep_folder
 from fmnist_ray.results.storage import experiment_uri
-from fmnist_ray.spec.file import read_stored_spec, spec_to_yaml
+from fmnist_ray.spec.file import spec_to_yaml
+from fmnist_ray.sweep import interrupts
 from fmnist_ray.sweep.exporter import DISPLAYS, ResultsExporter
 from fmnist_ray.sweep.extension import check_extension, earlier_points
+from fmnist_ray.sweep.resumption import check_unchanged
 from fmnist_ray.sweep.store import TrialKeys, TrialStore
 from fmnist_ray.sweep.trainable import trainable
 from fmnist_ray.sweep.tuner import build_param_space, build_tuner, trials_on_idle_workers
@@ -74,17 +75,6 @@ def _storage_fault(exc: BaseException) -> str | None:
     return None
 
 
-def stored_spec_differences(spec: SweepSpec, uri: str) -> list[str]:
-    """The spec keys whose values differ from those the sweep at `uri` was started with."""
-    try:
-        stored = yaml.safe_load(spec_to_yaml(read_stored_spec(uri)))
-    except UserError:
-        return []
-    current = yaml.safe_load(spec_to_yaml(spec))
-    keys = sorted(set(stored) | set(current))
-    return [k for k in keys if k != "description" and stored.get(k) != current.get(k)]
-
-
 def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str,
               on_update: Callable[[list[dict[str, Any]]], None] | None = None,
               resume: bool = False, errored: str = "keep", extend: bool = False,
@@ -128,13 +118,7 @@ def _prepare(spec: SweepSpec, uri: str, resume: bool, extend: bool) -> tuple[boo
     resume = check_sweep_folder(uri, resume, holding_lock=True)
     if resume:
         ray_files.restore_lost_checkpoint_dirs(uri)
-        changed = stored_spec_differences(spec, uri)
-        if changed:
-            raise UserError(f"{uri}: the spec changed since this sweep started "
-                            f"({', '.join(changed)}); Ray cannot change a sweep on resume: "
-                            f"use `fmnist-ray resume {uri}` to go on with the stored spec, "
-                            f"`fmnist-ray extend {uri}` to add trials, or --name NEW for a "
-                            f"new sweep")
+        check_unchanged(spec, uri)
     else:
         exports.write_text(uri, exports.SPEC_FILE, spec_to_yaml(spec))
     return resume, []
@@ -162,6 +146,7 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
             tuner = build_tuner(spec, run_trial, storage, [exporter], points)
             if extend:  # only now: a resume from here on restores the grown run
                 exports.write_text(uri, exports.SPEC_FILE, spec_to_yaml(spec))
+        interrupts.check()  # a Ctrl-C that start-up swallowed stops the sweep here
         with trials_on_idle_workers() if started_here() else contextlib.nullcontext():
             tuner.fit()
     except Exception as exc:

@@ -146,6 +146,8 @@ SPEC_CASES = [
     ("start-point-unknown-variant", "name: t\nsearch: optuna\nnum_samples: 2\nvariants: "
      "[{name: small, model: mlp}, {name: conv, model: cnn}]\nstart_with: [{variant: big}]\n", [],
      ("start_with.0.variant", "big")),
+    ("start-point-text", OPTUNA + "start_with: [{lr: one-thousandth}]\n", [],
+     ("start_with.0.lr", "'one-thousandth' is not a number")),
     # 3. Resources vs the machine
     ("cpu-above-any-node", f"name: t\nresources: {{cpu: {CPUS * 32}}}\n", [],
      ("resources.cpu", f"{CPUS * 32} CPUs")),
@@ -255,6 +257,12 @@ CLI_CASES = [
     ("storage-is-a-file", OK, [*RUN, "--storage", "{res}/done/trials.parquet"],
      ("--storage", "file")),
     ("storage-read-only", OK, [*RUN, "--storage", "{ro}"], ("--storage", "{ro}")),
+    ("storage-unknown-scheme", OK, [*RUN, "--storage", "foo://bar"],
+     ("--storage foo://bar", "unknown storage scheme 'foo://'", "s3://")),
+    ("resume-unknown-scheme", None, ["resume", "foo://bar/t", "--data-dir", "{data}"],
+     ("foo://bar/t", "unknown storage scheme 'foo://'")),
+    ("ls-a-file", None, ["ls", "{res}/done/trials.parquet"],
+     ("{res}/done/trials.parquet", "a file, not a folder")),
     ("name-300-chars", OK, [*RUN, "--storage", "{tmp}/store", "--name", "a" * 300], "--name"),
     ("name-already-used", OK, [*RUN, "--storage", "{res}", "--name", "done"],
      ("{res}/done", "--name")),
@@ -527,3 +535,49 @@ def test_corpus_is_large_enough():
     assert len(CLI_CASES) + len(USAGE_CASES) >= 30
     assert len({c[0] for c in SPEC_CASES + PATHOLOGICAL + CLI_CASES}) == len(
         SPEC_CASES + PATHOLOGICAL + CLI_CASES)
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A grey PNG whose header declares `width` x `height` pixels; its pixel data is left out
+    (a reader that respects its size limit refuses it before decoding any)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b""))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("side", [30_000, 15_000], ids=["bomb-error", "bomb-warning"])
+def test_predict_refuses_a_decompression_bomb_in_one_line(tmp_path, guard, side):
+    """30,000 x 30,000 pixels: Pillow raises; 15,000 x 15,000: Pillow only warns, then decodes
+    225 million pixels. Both are refused before decoding."""
+    from fmnist_ray.config import TrialConfig
+    from fmnist_ray.model_export.export import export_model
+    from fmnist_ray.training.loop import build_trial_model
+
+    config = TrialConfig(model="mlp", hidden_sizes=[8])
+    model = tmp_path / "model.pt"
+    export_model(build_trial_model(config).state_dict(), config, {}, model)
+    big = tmp_path / "big.png"
+    big.write_bytes(_png_declaring(side, side))
+    result = runner.invoke(app, ["predict", str(model), str(big)])
+    _check(result.stdout, result.stderr, result.exit_code, result.exception,
+           (f"{big}: too large to read safely", f"({side * side} pixels)", "a smaller copy"))
+
+
+def test_a_refused_resume_prints_no_plan_first(tmp_path, guard, places, results_dir):
+    """`done` started with other trial settings: the refusal is the only output, not a
+    "resuming ...: keeping 2 finished trial(s)" line before it."""
+    (results_dir / "done" / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
+    Path(places["spec"]).write_text(OK)
+    result = runner.invoke(app, _fill([*RUN, "--storage", "{res}", "--name", "done", "--resume"],
+                                      **places))
+    _check(result.stdout, result.stderr, result.exit_code, result.exception,
+           (f"{results_dir}/done: the spec changed since this sweep started (trial)",
+            "`fmnist-ray resume` on this folder"), tmp=str(tmp_path))
+    assert result.stdout == ""

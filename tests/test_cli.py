@@ -75,7 +75,37 @@ def test_bare_command_and_short_help_show_usage_with_examples():
     assert "fmnist-ray sweep sweeps/smoke.yaml" in bare.stdout
     short = runner.invoke(app, ["sweep", "-h"], prog_name="fmnist-ray")
     assert short.exit_code == 0 and "--dry-run" in short.stdout
-    assert "Examples: fmnist-ray sweep sweeps/batch_size.yaml --dry-run" in short.stdout
+    assert _examples(short.stdout)[0] == "fmnist-ray sweep sweeps/batch_size.yaml --dry-run"
+
+
+def _examples(help_text: str) -> list[str]:
+    """The lines under `Examples:` in a command's help, up to the next blank one."""
+    lines = [line.strip() for line in help_text.splitlines()]
+    if "Examples:" not in lines:
+        return []
+    start = lines.index("Examples:") + 1
+    return lines[start:lines.index("", start)]
+
+
+def test_help_shows_one_example_per_line_and_flags_without_a_type():
+    import typer.main
+
+    from fmnist_ray.cli.app import EXAMPLES
+
+    wide = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
+    top = runner.invoke(app, ["--help"], prog_name="fmnist-ray", env=wide)
+    assert _examples(top.stdout) == EXAMPLES.splitlines()[1:]
+    names = sorted(typer.main.get_command(app).commands)
+    several = 0
+    for name in names:
+        result = runner.invoke(app, [name, "--help"], prog_name="fmnist-ray", env=wide)
+        assert result.exit_code == 0, result.output
+        assert "<bool>" not in result.stdout, f"{name} --help:\n{result.stdout}"
+        examples = _examples(result.stdout)
+        several += len(examples) > 1
+        for line in examples:
+            assert line.startswith(f"fmnist-ray {name} ") and "|" not in line, (name, line)
+    assert "<bool>" not in top.stdout and several >= 3
 
 
 def test_train_json_keeps_stdout_one_object_while_progress_goes_to_a_terminal(synthetic_dir):

@@ -11,9 +11,9 @@ import typer
 
 from fmnist_ray import __version__
 from fmnist_ray.cli import browse, doctor, models, sweeps, training
-from fmnist_ray.cli.common import COMMANDS, console
+from fmnist_ray.cli.common import COMMANDS, Group, console
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+app = typer.Typer(cls=Group, add_completion=False, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="Fashion-MNIST training studies as Ray Tune sweeps, with HTML reports.")
 # After a command that imported torch and Ray, Python's last garbage collection at exit walks
@@ -22,11 +22,15 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
 # before Ray registers its own exit handler, so it runs after it.
 atexit.register(gc.freeze)
 
-EXAMPLES = (
-    "Examples:  fmnist-ray sweep sweeps/smoke.yaml  |  fmnist-ray sweep sweeps/batch_size.yaml "
-    "--dry-run  |  fmnist-ray report results/smoke -o reports/smoke.html  |  fmnist-ray ls  |  "
-    "fmnist-ray show results/smoke  |  fmnist-ray export results/smoke -o model.pt  |  "
-    "fmnist-ray predict model.pt shirt.png")
+# One example per line: Typer's rich help keeps an epilog's line breaks.
+EXAMPLES = """Examples:
+fmnist-ray sweep sweeps/smoke.yaml
+fmnist-ray sweep sweeps/batch_size.yaml --dry-run
+fmnist-ray report results/smoke -o reports/smoke.html
+fmnist-ray ls
+fmnist-ray show results/smoke
+fmnist-ray export results/smoke -o model.pt2
+fmnist-ray predict model.pt2 shirt.png"""
 
 
 def _version(value: bool) -> None:

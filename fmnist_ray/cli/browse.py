@@ -26,7 +26,11 @@ def list_sweeps(
 ) -> None:
     """List the sweeps in a storage: trials by status, best trial, when they ran."""
     from fmnist_ray.report.browse import list_sweeps as listing
+    from fmnist_ray.results.storage import is_uri
 
+    if not is_uri(storage) and Path(storage).expanduser().is_file():
+        raise UserError(f"{storage}: a file, not a folder; pass the folder your sweeps were "
+                        f"stored in (their --storage, default ./results)")
     sweeps = listing(storage)
     if as_json:
         print(json.dumps([s.to_dict() for s in sweeps]))
@@ -116,8 +120,8 @@ def _cell(value) -> str:
 
 
 @command(epilog=(
-    "Examples: fmnist-ray report results/smoke -o reports/smoke.html  |  fmnist-ray report "
-    "--all results -o reports/index.html"))
+    "Examples:\nfmnist-ray report results/smoke -o reports/smoke.html\n"
+    "fmnist-ray report --all results -o reports/index.html"))
 @user_errors
 def report(
     results_dirs: Annotated[list[str] | None, typer.Argument(

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
 from fmnist_ray.errors import UserError
 
@@ -69,14 +70,38 @@ def user_errors(command):
 
 
 
+def _flags_take_no_value(params: list) -> list:
+    """Typer 0.29 shows a flag's type (`--json <bool>`) as if it took a value; flags get an
+    empty metavar, so `--help` shows none."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    """A command whose `--help` lists flags without a type."""
+
+    def get_params(self, ctx):
+        return _flags_take_no_value(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    """The `fmnist-ray` group, its `--help` listing flags without a type."""
+
+    def get_params(self, ctx):
+        return _flags_take_no_value(super().get_params(ctx))
+
+
 COMMANDS: list[tuple[Callable, dict]] = []
 
 
 def command(name: str | None = None, **settings):
-    """Mark a function as a command of `fmnist-ray`; `app` registers it with `settings`."""
+    """Mark a function as a command of `fmnist-ray`; `app` registers it with `settings`.
+    An `epilog` lists examples one per line: `Examples:` and a line for each."""
 
     def register(function):
-        COMMANDS.append((function, {"name": name, **settings}))
+        COMMANDS.append((function, {"name": name, "cls": Command, **settings}))
         return function
 
     return register

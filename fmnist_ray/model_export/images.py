@@ -19,13 +19,22 @@ IDX_IMAGES = IdxFile(name="", magic=2051, count=-1, sha256="")  # any count, not
 
 
 def _picture(path: Path) -> np.ndarray:
+    import warnings
+
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as opened:
-            grey = ImageOps.exif_transpose(opened).convert("L")
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that: refuse those too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                grey = ImageOps.exif_transpose(opened).convert("L")
     except FileNotFoundError:
         raise UserError(f"{path}: not found; check the path") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        size = str(exc).split(",")[0]  # "Image size (N pixels) exceeds limit of M pixels"
+        raise UserError(f"{path}: too large to read safely ({size}); pass a smaller copy (a "
+                        f"photo of one garment needs far fewer pixels, e.g. 1000x1000)") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise UserError(f"{path}: not an image ({exc}); pass PNG or JPEG files, or an IDX .gz "
                         f"file") from None

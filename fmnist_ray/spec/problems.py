@@ -404,7 +404,10 @@ def _point_value_problems(spec: SweepSpec, path: str, key: str, value: Any) -> l
         return [] if value in allowed else [f"{path}: {shown(value)} is not one of the axis's "
                                             f"values {shown(allowed)}; pick one of them"]
     low, high = getattr(axis, axis.kind)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return [f"{path}: {shown(value)} is not a number; give a number inside the axis's "
+                f"range [{low}, {high}], e.g. {low}"]
+    if not low <= value <= high:
         return [f"{path}: {shown(value)} is outside the axis's range [{low}, {high}]; pick a "
                 f"value inside it"]
     return []

@@ -127,6 +127,8 @@ class Analysis(_Strict):
     """How the report decides: differences smaller than `margin` do not matter to the study."""
 
     margin: float = Field(default=0.5, gt=0.0, le=10.0)  # accuracy points: equivalence bound
+    # A train-validation loss gap within this of zero counts as closed ("cures overfitting").
+    gap_margin: float = Field(default=0.02, gt=0.0, le=1.0)
 
 
 class Range(_Strict):

@@ -195,14 +195,18 @@ def test_summary_states_each_axis_with_its_noise(tmp_path):
     # chosen on validation; test reported for it, with what it cannot be told apart from
     assert ("Chosen on validation accuracy (the test set never chooses): batch_size=64; its "
             "test accuracy 0.9120 (mean of 2 trials;") in text
-    assert "On test it is tied with 32: the choice among them is noise." in text
+    assert "equivalent to" not in text  # 2 seeds: nothing is shown to be equivalent
     assert ("Noise: the seed-to-seed SD of test accuracy is 0.34 points (pooled, 3 degrees of "
-            "freedom), so two means of 2 seeds must differ by more than 1.07 points") in text
-    assert ("batch_size: 32 and 64 are tied (within 1.07 points, the least significant "
-            "difference for 2 seeds); 512 is worse, by 1.80 points.") in lines
+            "freedom), so with 2 seeds a difference of 1.90 points is detected with 80% power"
+            ) in text
+    assert ("batch_size: chosen 64 on validation; on test accuracy against it (margin ±0.50 "
+            "points, Holm over 2 comparisons): 32 undecided (-0.40 points, 95% interval -2.19 "
+            "to +1.39; needs about ") in text
+    assert "512 undecided (-1.80 points, 95% interval -3.59 to -0.01; needs about " in text
     assert " best" not in text.replace("best-", "")  # no value is called best
-    overfit = next(line for line in lines if line.startswith("Overfitting"))
-    assert "in 2 trials of 6: batch_size=32 (2 of 2: lowest at epoch 3, up 0.130" in overfit
+    assert "tied" not in text and "overfit" not in text.lower().replace("overfitting", "")
+    rise = next(line for line in lines if line.startswith("Rise of validation loss"))
+    assert "batch_size=32 0.130 (0.130 to 0.130) (lowest at epoch 3 of 8)" in rise
     gap = next(line for line in lines if line.startswith("Gap at the last epoch"))
     assert "eval-mode loss on 6,000 training images" in gap
     assert "Dropout" not in text and "Batch norm" not in text  # the sweep varies neither
@@ -364,7 +368,7 @@ def test_several_sweeps_get_one_page_each_and_an_index(tmp_path):
     for name in ("study-batch.html", "study-batch-2.html", "study-study.html"):
         assert f'<a href="{name}">' in text
         assert (tmp_path / "out" / name.replace(".html", ".findings.json")).exists()
-    assert "batch_size=64" in text and "1.07 points" in text  # smallest real difference
+    assert "batch_size=64" in text and "1.90 points (2 seeds)" in text  # detectable at 80%
     assert "The original study, claim by claim" in text
     assert '<a href="study.html">← all sweeps</a>' in (tmp_path / "out" /
                                                        "study-batch.html").read_text()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fmnist_ray.errors import UserError
 from fmnist_ray.report.analysis import best_trial
-from fmnist_ray.report.findings import SweepFindings, sweep_findings
+from fmnist_ray.report.findings import SweepFindings, clean, sweep_findings
 from fmnist_ray.report.index_page import index_rows, render_index
 from fmnist_ray.report.load import SweepResults, load_results
 from fmnist_ray.report.page import GENERATOR, render_page
@@ -32,7 +32,7 @@ def findings_path(page: Path) -> Path:
 
 
 def _write_findings(page: Path, payload: dict) -> None:
-    payload = {"generator": GENERATOR, **payload}
+    payload = clean({"generator": GENERATOR, **payload})
     _write(findings_path(page), json.dumps(payload, indent=1, allow_nan=False) + "\n")
 
 

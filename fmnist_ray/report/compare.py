@@ -1,9 +1,11 @@
-"""Grid sweeps: each value of an axis against the validation choice, within the seed noise.
+"""Grid sweeps: each value of an axis against the validation choice, as a difference with its
+interval.
 
 The value with the best mean validation metric is chosen; every other value's mean *test*
-accuracy is then classified against the chosen one's as tied, worse or better (test and
-validation disagree) with the pooled-variance t-test of `stats`. Runs that failed to learn or
-diverged are listed as such and never ranked.
+accuracy is set against the chosen one's as a Welch difference (`differences`), and the same on
+validation, so the page can show where the two disagree. Verdicts are decided later, over all of
+a page's comparisons at once (Holm). Runs that failed to learn or diverged are listed as such
+and never compared.
 """
 
 from __future__ import annotations
@@ -15,29 +17,55 @@ import pandas as pd
 
 from fmnist_ray.report.analysis import choose, completed
 from fmnist_ray.report.axes import Axis
+from fmnist_ray.report.differences import Difference, mean_interval, welch
 from fmnist_ray.report.formatting import format_value, join_words, points
 from fmnist_ray.report.load import SweepResults
-from fmnist_ray.report.stats import Noise, compare, pooled_noise
+from fmnist_ray.report.stats import Noise, pooled_noise
 
 
 @dataclass
 class ValueFinding:
-    """One value of an axis: its trials, means, 95% interval and verdict against the choice."""
+    """One value of an axis: its trials, means, 95% interval over seeds, and its difference
+    from the chosen value on test accuracy (`versus_chosen`) and on validation."""
 
     value: str
     trials: int
     n: int  # completed trials, the ones compared
     validation: float  # mean of the selection metric
     test_accuracy: float
-    ci_low: float
+    ci_low: float  # 95% interval of the mean test accuracy, seed noise only
     ci_high: float
     test_loss: float
-    verdict: str  # chosen | tied | worse | better | no claim | failed_to_learn | diverged | ...
-    difference: float = math.nan  # test accuracy minus the chosen value's
-    lsd: float = math.nan
-    p_value: float = math.nan
+    outcome: str = "compared"  # compared | chosen | failed_to_learn | diverged | no result
+    versus_chosen: Difference | None = None  # test accuracy: this value minus the chosen
+    versus_chosen_validation: Difference | None = None
     failed: int = 0
     diverged: int = 0
+
+    @property
+    def verdict(self) -> str:
+        """chosen, better, worse, equivalent or undecided; the outcome for values not compared."""
+        if self.versus_chosen is not None:
+            return self.versus_chosen.verdict
+        return self.outcome
+
+    @property
+    def validation_verdict(self) -> str | None:
+        return self.versus_chosen_validation.verdict if self.versus_chosen_validation else None
+
+    def to_json(self) -> dict:
+        """The comparison as findings.json has it: value, verdict, difference, interval,
+        margin (accuracy fractions), and the validation verdict beside it."""
+        compared = self.versus_chosen
+        return {"value": self.value, "verdict": self.verdict, "trials": self.trials,
+                "seeds": self.n, "test_accuracy": self.test_accuracy,
+                "test_accuracy_interval": [self.ci_low, self.ci_high],
+                "interval_contains": "seed noise only", "test_loss": self.test_loss,
+                "validation": self.validation, "failed_to_learn": self.failed,
+                "diverged": self.diverged,
+                **(compared.to_json() if compared else {"difference": None, "interval": None,
+                                                        "margin": None}),
+                "validation_verdict": self.validation_verdict}
 
 
 @dataclass
@@ -49,60 +77,66 @@ class AxisFinding:
     chosen: str | None = None
     sentence: str = ""
 
+    def differences(self) -> list[Difference]:
+        return [v.versus_chosen for v in self.values if v.versus_chosen is not None]
+
+    def validation_differences(self) -> list[Difference]:
+        return [v.versus_chosen_validation for v in self.values
+                if v.versus_chosen_validation is not None]
+
 
 def test_noise(results: SweepResults) -> Noise:
-    """The pooled seed-to-seed SD of test accuracy over the completed configurations."""
+    """The pooled seed-to-seed SD of test accuracy over the completed configurations (for the
+    power statement; comparisons use each group's own variance)."""
     done = completed(results.trials)
     return pooled_noise(done["test_accuracy"], done["config"])
 
 
-def axis_finding(results: SweepResults, axis: Axis, noise: Noise) -> AxisFinding:
-    """Compare the values of a listed axis (seeds and other axes pooled)."""
+def axis_finding(results: SweepResults, axis: Axis, margin: float) -> AxisFinding:
+    """Compare the values of a listed axis (seeds and other axes pooled) with the chosen one."""
     trials = results.trials.assign(value=results.trials[axis.name].map(format_value))
     done = completed(trials).dropna(subset=[results.metric])
-    means = done.groupby("value").agg(n=("trial_id", "size"), validation=(results.metric, "mean"),
-                                      test_accuracy=("test_accuracy", "mean"),
-                                      test_loss=("test_loss", "mean"))
+    means = done.groupby("value").agg(validation=(results.metric, "mean"))
     finding = AxisFinding(axis.name, chosen=choose(means, "validation", results.maximize))
-    chosen = means.loc[finding.chosen] if finding.chosen is not None else None
+    chosen = done[done["value"] == finding.chosen]
     for value in axis.order:
         group = trials[trials["value"] == value]
         if group.empty:
             continue
         counts = group["status"].value_counts()
-        row = means.loc[value] if value in means.index else None
-        n = int(row["n"]) if row is not None else 0
-        margin = noise.margin(n)
+        runs = done[done["value"] == value]
+        low, high = mean_interval(runs["test_accuracy"])
         item = ValueFinding(
-            value, len(group), n, row["validation"] if n else math.nan,
-            row["test_accuracy"] if n else math.nan,
-            row["test_accuracy"] - margin if n else math.nan,
-            row["test_accuracy"] + margin if n else math.nan,
-            row["test_loss"] if n else math.nan, "no result",
+            value, len(group), len(runs), runs[results.metric].mean(),
+            runs["test_accuracy"].mean(), low, high, runs["test_loss"].mean(),
             failed=int(counts.get("failed_to_learn", 0)), diverged=int(counts.get("diverged", 0)))
-        if n == 0:
-            item.verdict = ("diverged" if item.diverged and item.diverged >= item.failed else
+        if runs.empty:
+            item.outcome = ("diverged" if item.diverged and item.diverged >= item.failed else
                             "failed_to_learn" if item.failed else "no result")
         elif value == finding.chosen:
-            item.verdict = "chosen"
+            item.outcome = "chosen"
         else:
-            result = compare(item.test_accuracy, n, chosen["test_accuracy"], int(chosen["n"]),
-                             noise)
-            item.verdict, item.difference = result.verdict, result.difference
-            item.lsd, item.p_value = result.lsd, result.p_value
+            item.versus_chosen = welch(runs["test_accuracy"], chosen["test_accuracy"], margin)
+            item.versus_chosen_validation = welch(
+                runs[results.metric], chosen[results.metric],
+                margin if results.metric.endswith("accuracy") else math.nan, results.maximize)
         finding.values.append(item)
-    finding.sentence = _sentence(finding, noise)
     return finding
 
 
-def _names(values: list[ValueFinding]) -> str:
-    return join_words([v.value for v in values])
+def _interval(d: Difference) -> str:
+    """E.g. `-0.25 points, 95% interval -0.90 to +0.40`."""
+    if not math.isfinite(d.ci_low):
+        return f"{d.difference * 100:+.2f} points, no interval (one seed)"
+    return (f"{d.difference * 100:+.2f} points, 95% interval {d.ci_low * 100:+.2f} to "
+            f"{d.ci_high * 100:+.2f}")
 
 
-def _span(values: list[ValueFinding]) -> str:
-    gaps = sorted(abs(v.difference) for v in values)
-    low, high = points(gaps[0]), points(gaps[-1])
-    return f"{low} points" if low == high else f"{low}-{high} points"
+def describe(d: Difference) -> str:
+    """A difference in words: its verdict, estimate and interval, and what would decide it."""
+    needs = (f"; needs about {d.seeds_needed} seeds per value" if d.verdict == "undecided"
+             and d.seeds_needed else "")
+    return f"{d.verdict} ({_interval(d)}{needs})"
 
 
 def _failures(finding: AxisFinding) -> list[str]:
@@ -116,7 +150,9 @@ def _failures(finding: AxisFinding) -> list[str]:
     return parts
 
 
-def _sentence(finding: AxisFinding, noise: Noise) -> str:
+def axis_sentence(finding: AxisFinding, margin: float, family: int) -> str:
+    """The axis in one sentence, once its verdicts are decided: each value against the chosen
+    one on test accuracy, and where validation says otherwise."""
     name = finding.axis
     ranked = [v for v in finding.values if v.n]
     failures = _failures(finding)
@@ -125,45 +161,47 @@ def _sentence(finding: AxisFinding, noise: Noise) -> str:
         return f"{name}: no value has a completed trial{tail}."
     if len(ranked) == 1:
         return f"{name}: only {ranked[0].value} completed, nothing to compare{tail}."
-    if not noise.known:
+    chosen = next(v for v in ranked if v.outcome == "chosen")
+    compared = [v for v in ranked if v.versus_chosen is not None]
+    if all(not v.versus_chosen.testable for v in compared):
         low = min(ranked, key=lambda v: v.test_accuracy)
         high = max(ranked, key=lambda v: v.test_accuracy)
-        return (f"{name}: one seed per value, so no difference can be called real; mean test "
+        return (f"{name}: one seed per value, so every difference is undecided; mean test "
                 f"accuracy ran from {low.test_accuracy:.4f} ({low.value}) to "
                 f"{high.test_accuracy:.4f} ({high.value}){tail}.")
-    chosen = next(v for v in ranked if v.verdict == "chosen")
-    tied = [v for v in ranked if v.verdict in ("chosen", "tied")]
-    worse = [v for v in ranked if v.verdict == "worse"]
-    better = [v for v in ranked if v.verdict == "better"]
-    seeds = f"{min(v.n for v in ranked)}" + (
-        f"-{max(v.n for v in ranked)}" if len({v.n for v in ranked}) > 1 else "")
-    lsd = noise.lsd(chosen.n, chosen.n)
+    groups: dict[str, list[ValueFinding]] = {}
+    for v in compared:
+        groups.setdefault(v.verdict, []).append(v)
     parts = []
-    if len(tied) > 1:
-        verb = "are all tied" if not worse and not better else "are tied"
-        parts.append(f"{_names(tied)} {verb} (within {points(lsd)} points, the least "
-                     f"significant difference for {seeds} seeds)")
-    else:
-        parts.append(f"{chosen.value} is ahead of every other value beyond the noise "
-                     f"({points(lsd)} points for {seeds} seeds): test accuracy "
-                     f"{chosen.test_accuracy:.4f} ± {points(chosen.ci_high - chosen.test_accuracy)}"
-                     f" points")
-    if worse:
-        parts.append(f"{_names(worse)} {'is' if len(worse) == 1 else 'are'} worse, by "
-                     f"{_span(worse)}")
-    if better:
-        parts.append(f"{_names(better)} scored higher on test than the validation choice "
-                     f"{chosen.value}, by {_span(better)}: validation and test disagree")
-    return f"{name}: {'; '.join(parts)}{tail}."
+    for verdict in ("better", "worse", "equivalent", "undecided"):
+        for v in groups.get(verdict, []):
+            parts.append(f"{v.value} {describe(v.versus_chosen)}")
+    decided = [v for v in compared if v.validation_verdict not in (None, "undecided", v.verdict)]
+    conflicts = [f"{v.value} is {v.validation_verdict}" for v in decided
+                 if v.verdict != "undecided"]
+    only = [f"{v.value} is {v.validation_verdict}" for v in decided if v.verdict == "undecided"]
+    validation = ""
+    if conflicts:
+        validation += f". Validation and test disagree: on validation {join_words(conflicts)}"
+    if only:
+        validation += (f". On validation (which chose {chosen.value}, so favours it) "
+                       f"{join_words(only)}")
+    return (f"{name}: chosen {chosen.value} on validation; on test accuracy against it "
+            f"(margin ±{points(margin)} points, Holm over {family} comparisons): "
+            f"{'; '.join(parts)}{validation}{tail}.")
 
 
-def grid_findings(results: SweepResults) -> tuple[Noise, list[AxisFinding]]:
-    """The sweep's test-accuracy noise and a finding for each listed axis."""
-    noise = test_noise(results)
-    return noise, [axis_finding(results, axis, noise) for axis in results.axes
-                   if not axis.continuous]
+def grid_findings(results: SweepResults, margin: float) -> tuple[Noise, list[AxisFinding]]:
+    """The sweep's test-accuracy noise and a finding for each listed axis (undecided until
+    `differences.decide` runs over the page)."""
+    return test_noise(results), [axis_finding(results, axis, margin) for axis in results.axes
+                                 if not axis.continuous]
 
 
 def value_table(finding: AxisFinding) -> pd.DataFrame:
     """The finding's values as a frame (for charts): value, n, means, interval, verdict."""
-    return pd.DataFrame([vars(v) for v in finding.values])
+    return pd.DataFrame([{"value": v.value, "n": v.n, "test_accuracy": v.test_accuracy,
+                          "ci_low": v.ci_low, "ci_high": v.ci_high, "verdict": v.verdict,
+                          "difference": v.versus_chosen.difference if v.versus_chosen
+                          else 0.0 if v.outcome == "chosen" else math.nan}
+                         for v in finding.values])

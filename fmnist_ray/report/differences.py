@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW, ttost_ind
@@ -98,21 +99,24 @@ def welch(a, b, margin: float, higher_is_better: bool = True) -> Difference:
                       margin, n_a, n_b, sd, higher_is_better)
 
 
-def seeds_needed(sd: float, margin: float, alpha: float = ALPHA, power: float = POWER) -> int:
-    """Seeds per configuration for `power` both to detect a difference of one `margin` (two-
-    sided Welch at `alpha`) and to show equivalence at `margin` when there is none (TOST)."""
-    if not math.isfinite(sd) or margin <= 0:
+def seeds_needed(sd: float, margin: float, alpha: float = ALPHA, power: float = POWER,
+                 difference: float = 0.0) -> int:
+    """Seeds per configuration for `power` to decide a comparison whose true difference is
+    `difference`: to detect it (two-sided Welch at `alpha`; at least one `margin`), or, when it
+    lies inside the margin, to show equivalence (TOST), whichever needs fewer seeds."""
+    if not math.isfinite(sd):
         return MAX_SEEDS_REPORTED
     if sd == 0:
         return 2
-    effect = margin / sd
     seeds = np.arange(2, MAX_SEEDS_REPORTED + 1)
     solver = TTestIndPower()
-    detect = solver.power(effect, seeds, alpha, alternative="two-sided")
-    # TOST at zero true difference: both one-sided tests must pass, each with power
-    # 1 - (1 - power) / 2.
-    equivalence = solver.power(effect, seeds, alpha, alternative="larger")
-    enough = (detect >= power) & (equivalence >= 1 - (1 - power) / 2)
+    size = abs(difference) if math.isfinite(difference) else 0.0
+    enough = solver.power(max(size, margin if math.isfinite(margin) else 0.0) / sd, seeds,
+                          alpha, alternative="two-sided") >= power
+    if math.isfinite(margin) and size < margin:
+        # TOST: both one-sided tests must pass, each with power 1 - (1 - power) / 2.
+        enough |= solver.power((margin - size) / sd, seeds, alpha,
+                               alternative="larger") >= 1 - (1 - power) / 2
     return int(seeds[enough.argmax()]) if enough.any() else MAX_SEEDS_REPORTED
 
 
@@ -123,16 +127,14 @@ def decide(differences: list[Difference], alpha: float = ALPHA, looks: int = 1) 
     look tests at alpha / looks (Bonferroni over looks).
     """
     level = alpha / looks
-    testable = [d for d in differences if d.testable]
-    if testable:
-        for name, adjusted in (("p_adjusted", "p_value"),
-                               ("p_equivalence_adjusted", "p_equivalence")):
-            raw = [getattr(d, adjusted) for d in testable]
-            corrected = (multipletests(raw, alpha=level, method="holm")[1] if len(raw) > 1
-                         else raw)
-            for d, p in zip(testable, corrected, strict=True):
-                setattr(d, name, float(p))
-    family = max(1, len(testable))
+    for adjusted, raw in (("p_adjusted", "p_value"), ("p_equivalence_adjusted", "p_equivalence")):
+        tested = [d for d in differences if math.isfinite(getattr(d, raw))]
+        values = [getattr(d, raw) for d in tested]
+        if len(values) > 1:
+            values = multipletests(values, alpha=level, method="holm")[1]
+        for d, p in zip(tested, values, strict=True):
+            setattr(d, adjusted, float(p))
+    family = max(1, sum(d.testable for d in differences))
     for d in differences:
         if d.testable and d.p_adjusted < level:
             ahead = d.difference > 0
@@ -141,7 +143,8 @@ def decide(differences: list[Difference], alpha: float = ALPHA, looks: int = 1) 
             d.verdict = "equivalent"
         else:
             d.verdict = "undecided"
-            d.seeds_needed = seeds_needed(d.sd, d.margin, level / family)
+            d.seeds_needed = seeds_needed(d.sd, d.margin, level / family,
+                                          difference=d.difference)
 
 
 @dataclass(frozen=True)
@@ -163,3 +166,37 @@ class SeedPlan:
     def next(self, seeds: int) -> int | None:
         """The seeds of the next look, or None when the plan is spent."""
         return None if seeds >= self.maximum else min(self.maximum, seeds + self.step)
+
+
+def mean_interval(values) -> tuple[float, float]:
+    """The 95% t interval of the mean of `values` (seed noise only); NaN below two values."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return math.nan, math.nan
+    if values.var() == 0:
+        return float(values[0]), float(values[0])
+    low, high = DescrStatsW(values).tconfint_mean(alpha=ALPHA)
+    return float(low), float(high)
+
+
+def detectable_difference(sd: float, seeds: int, alpha: float = ALPHA,
+                          power: float = POWER) -> float:
+    """The smallest difference between two means of `seeds` seeds that a two-sided Welch test
+    at `alpha` detects with `power`, for a seed SD of `sd`."""
+    if not math.isfinite(sd) or seeds < 2:
+        return math.nan
+    effect = TTestIndPower().solve_power(nobs1=seeds, alpha=alpha, power=power,
+                                         alternative="two-sided")
+    return float(effect * sd)
+
+
+def seeds_for_interval(sd: float, half_width: float, confidence: float = 1 - ALPHA) -> int:
+    """Seeds for the t interval of a mean to be at most `half_width` on each side (for a
+    figure that must lie within a band, e.g. a gap within its margin of zero)."""
+    if not math.isfinite(sd) or half_width <= 0:
+        return MAX_SEEDS_REPORTED
+    seeds = np.arange(2, MAX_SEEDS_REPORTED + 1)
+    widths = stats.t.ppf(1 - (1 - confidence) / 2, seeds - 1) * sd / np.sqrt(seeds)
+    enough = widths <= half_width
+    return int(seeds[enough.argmax()]) if enough.any() else MAX_SEEDS_REPORTED

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
+from fmnist_ray.config import Analysis
 from fmnist_ray.report.analysis import (
     FAILED,
     best_config,
@@ -19,9 +20,10 @@ from fmnist_ray.report.analysis import (
     config_name,
     overfitting_by_trial,
 )
-from fmnist_ray.report.compare import AxisFinding, grid_findings
+from fmnist_ray.report.compare import AxisFinding, axis_sentence, grid_findings
+from fmnist_ray.report.differences import decide, detectable_difference
 from fmnist_ray.report.load import SweepResults
-from fmnist_ray.report.overfit import Pair, sweep_pairs
+from fmnist_ray.report.overfit import Pair, by_config, sweep_pairs
 from fmnist_ray.report.rungs import RungFinding, is_search, search_findings
 from fmnist_ray.report.stats import Noise, external_interval, test_sampling_se
 from fmnist_ray.results.outcomes import CHANCE_LOSS
@@ -38,7 +40,7 @@ class Chosen:
     test_accuracy: float
     test_loss: float
     interval: tuple[float, float]  # 95%, seed noise plus test-set sampling error
-    tied_with: list[str] = field(default_factory=list)
+    equivalent_to: list[str] = field(default_factory=list)  # on test, at the margin
     trial_id: str | None = None
     model: str | None = None
 
@@ -49,6 +51,9 @@ class SweepFindings:
     uri: str
     metric: str
     search: bool  # judged at common rungs rather than on final numbers
+    margin: float  # accuracy (fraction) below which a difference does not matter
+    gap_margin: float  # a loss gap within this of zero is closed
+    comparisons: int  # the page's comparisons, over which Holm corrects
     noise: Noise
     test_se: float  # sampling error of one test accuracy on 10k images
     chosen: Chosen | None
@@ -59,35 +64,39 @@ class SweepFindings:
     overfitting: pd.DataFrame = field(default_factory=pd.DataFrame)
     pairs: list[Pair] = field(default_factory=list)
 
-    def to_json(self) -> dict:
-        """Plain data for findings.json (NaN as null)."""
+    def detectable(self) -> float:
+        """The smallest difference between two means of the chosen value's seeds that this
+        sweep detects with 80% power (pooled seed SD); NaN without replicates."""
         seeds = self.chosen.trials if self.chosen else 0
-        per_config = self.overfitting.groupby("config", sort=False).agg(
-            trials=("trial_id", "size"), overfit=("overfits", "sum"), gap=("gap", "mean"),
-            like_for_like=("like_for_like", "all")) if len(self.overfitting) else pd.DataFrame()
-        return _clean({
+        return detectable_difference(self.noise.sd, seeds) if self.noise.known else math.nan
+
+    def to_json(self) -> dict:
+        """Plain data for findings.json (NaN as null); accuracies as fractions."""
+        seeds = self.chosen.trials if self.chosen else 0
+        per_config = by_config(self.overfitting)
+        return clean({
             "sweep": self.name, "results": self.uri, "selection": f"{self.metric} (validation)",
-            "compared_at_rungs": self.search,
+            "compared_at_rungs": self.search, "margin": self.margin,
+            "margin_points": self.margin * 100, "gap_margin": self.gap_margin,
+            "comparisons": self.comparisons, "correction": "holm",
             "noise": {"test_accuracy_sd": self.noise.sd, "df": self.noise.df,
-                      "least_significant_difference": self.noise.lsd(seeds, seeds),
+                      "detectable_at_80_percent_power": self.detectable(),
                       "seeds": seeds, "test_sampling_se": self.test_se},
             "chosen": asdict(self.chosen) if self.chosen else None,
             "axes": [{"axis": a.axis, "chosen": a.chosen, "sentence": a.sentence,
-                      "values": [asdict(v) for v in a.values]} for a in self.axes],
+                      "values": [v.to_json() for v in a.values]} for a in self.axes],
             "rungs": [r.to_json() for r in self.rungs],
             "failures": self.failures,
             "overfitting": {str(c): r.to_dict() for c, r in per_config.iterrows()},
-            "matched_pairs": [{**{k: v for k, v in asdict(p).items()
-                                  if k not in ("gap", "accuracy")},
-                               "gap": asdict(p.gap), "test_accuracy": asdict(p.accuracy)}
-                              for p in self.pairs]})
+            "matched_pairs": [p.to_json() for p in self.pairs]})
 
 
-def _clean(value):
+def clean(value):
+    """`value` as plain JSON data: numpy scalars unwrapped, NaN and infinities as None."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [clean(v) for v in value]
     if hasattr(value, "item"):  # numpy scalars
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -105,11 +114,11 @@ def _chosen(results: SweepResults, noise: Noise, axes: list[AxisFinding]) -> Cho
     if pool.empty:  # a search cut short: the chosen trial alone
         pool = results.trials[results.trials["trial_id"] == trial["trial_id"]]
     accuracy = float(pool["test_accuracy"].mean())
-    tied = [v.value for a in axes if len(results.axes) == 1 for v in a.values
-            if v.verdict == "tied"]
+    same = [v.value for a in axes if len(results.axes) == 1 for v in a.values
+            if v.verdict == "equivalent"]
     return Chosen(config, config_name(results, config), len(pool),
                   float(pool[results.metric].mean()), accuracy, float(pool["test_loss"].mean()),
-                  external_interval(accuracy, len(pool), noise), tied, str(trial["trial_id"]),
+                  external_interval(accuracy, len(pool), noise), same, str(trial["trial_id"]),
                   str(trial["model"]))
 
 
@@ -133,14 +142,36 @@ def _failure_lines(results: SweepResults) -> list[str]:
     return lines
 
 
-def sweep_findings(results: SweepResults) -> SweepFindings:
-    noise, axes = grid_findings(results)
+def analysis_of(results: SweepResults) -> Analysis:
+    """The sweep's analysis settings (the defaults for a sweep stored without a spec)."""
+    return results.spec.analysis if results.spec is not None else Analysis()
+
+
+def margin_of(results: SweepResults) -> float:
+    """The sweep's equivalence margin as an accuracy fraction (the spec says points)."""
+    return analysis_of(results).margin / 100
+
+
+def sweep_findings(results: SweepResults, looks: int = 1) -> SweepFindings:
+    """Everything the page says, decided once: each comparison's verdict is set over all the
+    page's comparisons (Holm), at alpha / `looks` when seeds were added between analyses."""
+    margin = margin_of(results)
+    noise, axes = grid_findings(results, margin)
     search = is_search(results)
     rungs, notes = search_findings(results) if search else ([], [])
     per_trial = overfitting_by_trial(results)
-    chosen = _chosen(results, noise, [] if search else axes)
-    pairs = sweep_pairs(results, per_trial)
+    pairs = sweep_pairs(results, per_trial, margin)
+    shown = [] if search else axes
+    tested = [d for a in shown for d in a.differences()]
+    tested += [d for p in pairs for d in (p.gap, p.accuracy)]
+    decide(tested, looks=looks)
+    decide([d for a in shown for d in a.validation_differences()], looks=looks)
+    family = sum(d.testable for d in tested)
+    for axis in shown:
+        axis.sentence = axis_sentence(axis, margin, family)
+    chosen = _chosen(results, noise, shown)
     accuracy = chosen.test_accuracy if chosen else math.nan
-    return SweepFindings(results.name, results.uri, results.metric, search, noise,
-                         test_sampling_se(accuracy), chosen, [] if search else axes, rungs,
-                         notes, _failure_lines(results), per_trial, pairs)
+    return SweepFindings(results.name, results.uri, results.metric, search, margin,
+                         analysis_of(results).gap_margin, family,
+                         noise, test_sampling_se(accuracy), chosen, shown, rungs, notes,
+                         _failure_lines(results), per_trial, pairs)

@@ -18,7 +18,7 @@ VERDICT_STYLE = """
 .verdict { padding: 1px 8px; border-radius: 9px; color: #fff; font-size: 12px;
            white-space: nowrap; }
 .verdict.reproduced { background: #2ca02c; } .verdict.contradicted { background: #d62728; }
-.verdict.not-testable { background: #888; }
+.verdict.not-testable { background: #888; } .verdict.undecided { background: #b8860b; }
 """
 
 
@@ -45,8 +45,8 @@ def index_rows(sweeps: list[SweepResults], found: list[SweepFindings],
             "chosen": chosen.label if chosen else "none yet",
             "test": (f"{chosen.test_accuracy:.4f} ({chosen.interval[0]:.4f}-"
                      f"{chosen.interval[1]:.4f})" if chosen else ""),
-            "resolution": (f"{points(noise.lsd(n, n))} points" if noise.known and
-                           not sweep_found.search else "no seed replicates"),
+            "resolution": (f"{points(sweep_found.detectable())} points ({n} seeds)"
+                           if noise.known and not sweep_found.search else "no seed replicates"),
             "finding": _finding(sweep_found), "missing": len(sweep.missing)})
     return rows
 
@@ -61,14 +61,14 @@ def render_index(rows: list[dict], verdicts: list[dict], reference: dict,
                   if s.strip()]
         links = ", ".join(f'<a href="{html.escape(pages[s])}">{html.escape(s)}</a>'
                           if s in pages else html.escape(s) for s in sweeps)
-        css = v["verdict"].replace(" ", "-")
+        css = v["verdict"].split(" (")[0].replace(" ", "-")
         claims.append(f"<tr><td>{html.escape(v['claim'])}</td>"
                       f'<td><span class="verdict {css}">{html.escape(v["verdict"])}</span></td>'
                       f"<td>{html.escape(v['evidence'])}</td><td>{links}</td></tr>")
     top = headline(found) if found else None
     best = f"<p><b>{html.escape(top['text'])}</b></p>\n" if top else ""
     head = ("sweep", "description", "trials", "chosen on validation",
-            "its test accuracy (95% interval)", "smallest real difference", "finding",
+            "its test accuracy (95% interval)", "detectable at 80% power", "finding",
             "missing")
     body = []
     for r in rows:

@@ -1,9 +1,11 @@
-"""Overfitting, measured like with like, and regularisers judged only from matched pairs.
+"""Overfitting as measured quantities, and regularisers judged only from matched pairs.
 
 The gap is validation loss minus the eval-mode loss on training images, both measured after
-the epoch with dropout off. A regulariser (dropout) or more depth is credited only from two
-configurations that are the same in every other setting, with its accuracy cost beside its
-effect on the gap.
+the epoch with dropout off; the rise is how far validation loss climbed after its lowest epoch.
+Both are stated per configuration with a 95% interval over seeds, never as a count of trials
+past a threshold. A regulariser (dropout) or more depth is credited only from two
+configurations that are the same in every other setting: the change of the gap and of test
+accuracy, each a difference with its interval (`differences`).
 """
 
 from __future__ import annotations
@@ -14,25 +16,41 @@ from dataclasses import dataclass
 import pandas as pd
 
 from fmnist_ray.config import TrialConfig
-from fmnist_ray.report.analysis import RISE_NOISE_MULTIPLE, completed
-from fmnist_ray.report.compare import test_noise
-from fmnist_ray.report.formatting import count_noun, format_value, points
+from fmnist_ray.report.analysis import completed
+from fmnist_ray.report.differences import Difference, mean_interval, welch
+from fmnist_ray.report.formatting import format_value
 from fmnist_ray.report.load import SweepResults
-from fmnist_ray.report.stats import Noise, compare, pooled_noise
+from fmnist_ray.report.stats import Noise, pooled_noise
 
 IGNORED = {"seed", "device", "precision", "memory_format"}  # never change what is learned
 
 
 def by_config(per_trial: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration: trials, how many overfit, the mean gap, rise, turn and noise."""
-    return per_trial.groupby("config", sort=False).agg(
-        n=("trial_id", "size"), overfit=("overfits", "sum"), gap=("gap", "mean"),
-        rise=("rise", "mean"), turn=("turn_epoch", "mean"), noise=("noise", "mean"),
-        last=("last_epoch", "mean"), like=("like_for_like", "all"))
+    """Per configuration: trials, the mean gap and rise with their 95% intervals over seeds,
+    where validation loss turned, and whether the gaps compare like with like."""
+    rows = []
+    for config, group in per_trial.groupby("config", sort=False):
+        gap_low, gap_high = mean_interval(group["gap"])
+        rise_low, rise_high = mean_interval(group["rise"])
+        rows.append({"config": config, "n": len(group), "gap": group["gap"].mean(),
+                     "gap_low": gap_low, "gap_high": gap_high, "rise": group["rise"].mean(),
+                     "rise_low": rise_low, "rise_high": rise_high,
+                     "turn": group["turn_epoch"].mean(), "last": group["last_epoch"].mean(),
+                     "like": bool(group["like_for_like"].all())})
+    return pd.DataFrame(rows).set_index("config") if rows else pd.DataFrame(
+        columns=["n", "gap", "gap_low", "gap_high", "rise", "rise_low", "rise_high", "turn",
+                 "last", "like"])
 
 
 def gap_noise(per_trial: pd.DataFrame) -> Noise:
     return pooled_noise(per_trial["gap"], per_trial["config"])
+
+
+def _span(value: float, low: float, high: float, digits: int = 3) -> str:
+    """`0.170 (0.150-0.190)`, or the value alone without an interval (one seed)."""
+    if not math.isfinite(low):
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} ({low:.{digits}f} to {high:.{digits}f})"
 
 
 def overfitting_sentences(results: SweepResults, per_trial: pd.DataFrame) -> list[str]:
@@ -47,29 +65,19 @@ def overfitting_sentences(results: SweepResults, per_trial: pd.DataFrame) -> lis
             return f"{results.axes[0].name}={config}"
         return config if len(config) <= 40 else f"trial {first_trial[config]}"
 
-    rule = (f"validation loss rose after its lowest epoch by more than "
-            f"{RISE_NOISE_MULTIPLE:g}x its typical epoch-to-epoch change")
-    overfit = table[table["overfit"] > 0].sort_values("rise", ascending=False)
-    if len(overfit):
-        listed = "; ".join(
-            f"{name(c)} ({r.overfit:.0f} of {r.n:.0f}: lowest at epoch {r.turn:.3g}, up "
-            f"{r.rise:.3f} by epoch {r.last:.3g}, against a typical change of {r.noise:.3f})"
-            for c, r in overfit.head(4).iterrows())
-        lines = [f"Overfitting ({rule}) in {count_noun(int(table['overfit'].sum()), 'trial')} "
-                 f"of {len(per_trial)}: {listed}."]
-    else:
-        lines = [f"Overfitting: none ({rule} in no trial)."]
     like = bool(table["like"].all())
     measure = ("validation loss minus the eval-mode loss on 6,000 training images" if like
                else "validation loss minus the running training loss, which dropout and "
                "augmentation inflate: not like for like, so small or negative gaps say little")
-    noise = gap_noise(per_trial)
-    spread = (f"; seed-to-seed SD {noise.sd:.3f}" if noise.known else "")
-    positive = table[table["gap"] > 0].sort_values("gap", ascending=False)
-    listed = ", ".join(f"{name(c)} {r.gap:.3f}" for c, r in positive.head(3).iterrows())
-    widest = f"; widest: {listed}" if len(positive) else "; no setting has a positive gap"
-    lines.append(f"Gap at the last epoch ({measure}): from {table['gap'].min():.3f} to "
-                 f"{table['gap'].max():.3f}{spread}{widest}.")
+    ordered = table.sort_values("gap", ascending=False)
+    listed = "; ".join(f"{name(c)} {_span(r.gap, r.gap_low, r.gap_high)}"
+                       for c, r in ordered.iterrows())
+    lines = [f"Gap at the last epoch ({measure}), mean with its 95% interval over seeds, widest "
+             f"first: {listed}."]
+    rising = table.sort_values("rise", ascending=False).head(4)
+    rises = "; ".join(f"{name(c)} {_span(r.rise, r.rise_low, r.rise_high)} (lowest at epoch "
+                      f"{r.turn:.3g} of {r.last:.3g})" for c, r in rising.iterrows())
+    lines.append(f"Rise of validation loss after its lowest epoch, largest first: {rises}.")
     return lines
 
 
@@ -85,27 +93,30 @@ class Pair:
     context: str  # the shared settings, shortly
     low: str
     high: str
-    gap_low: float
+    gap_low: float  # mean gap of `low` and of `high`
     gap_high: float
-    gap: object  # stats.Comparison of the gaps
-    accuracy: object  # stats.Comparison of mean test accuracy (high against low)
-    overfit_low: str
-    overfit_high: str
+    remaining: tuple[float, float]  # 95% interval of `high`'s mean gap over seeds
+    gap: Difference  # high's gap minus low's (narrower is better)
+    accuracy: Difference  # high's mean test accuracy minus low's
     like_for_like: bool  # gaps from eval-mode training loss
 
+    def to_json(self) -> dict:
+        return {"key": self.key, "context": self.context, "low": self.low, "high": self.high,
+                "gap_low": self.gap_low, "gap_high": self.gap_high,
+                "gap_high_interval": list(self.remaining), "like_for_like": self.like_for_like,
+                "gap": self.gap.to_json(), "test_accuracy": self.accuracy.to_json()}
 
-def matched_pairs(results: SweepResults, per_trial: pd.DataFrame, key: str,
+
+def matched_pairs(results: SweepResults, per_trial: pd.DataFrame, key: str, margin: float,
                   accept=lambda low, high: True) -> list[Pair]:
     """Configurations equal in every setting but `key` (seeds pooled), lowest value vs each
     other; `accept(low, high)` filters the pairs (e.g. same layer width)."""
-    trials = completed(results.trials).merge(per_trial[["trial_id", "gap", "overfits"]],
-                                             on="trial_id", how="left")
+    trials = completed(results.trials).merge(per_trial[["trial_id", "gap"]], on="trial_id",
+                                             how="left")
     if trials.empty or key not in trials:
         return []
     shared = _settings(trials, key)
     frame = trials.assign(**{c: trials[c].map(format_value) for c in [*shared, key]})
-    accuracy_noise = test_noise(results)
-    gaps = gap_noise(per_trial)
     pairs = []
     for _, group in frame.groupby(shared, sort=False):
         values = group[key].unique().tolist()
@@ -122,12 +133,9 @@ def matched_pairs(results: SweepResults, per_trial: pd.DataFrame, key: str,
                 model = f"mlp {group['hidden_sizes'].iloc[0]}"
             pairs.append(Pair(
                 key, model, values[0], value, low["gap"].mean(), high["gap"].mean(),
-                compare(high["gap"].mean(), int(high["gap"].count()), low["gap"].mean(),
-                        int(low["gap"].count()), gaps, higher_is_better=False),
-                compare(high["test_accuracy"].mean(), len(high), low["test_accuracy"].mean(),
-                        len(low), accuracy_noise),
-                f"{int(low['overfits'].sum())} of {len(low)}",
-                f"{int(high['overfits'].sum())} of {len(high)}",
+                mean_interval(high["gap"]),
+                welch(high["gap"], low["gap"], math.nan, higher_is_better=False),
+                welch(high["test_accuracy"], low["test_accuracy"], margin),
                 bool(per_trial[per_trial["trial_id"].isin(group["trial_id"])]
                      ["like_for_like"].all())))
     return pairs
@@ -139,31 +147,42 @@ def same_width_deeper(low: str, high: str) -> bool:
     return len(b) > len(a) and len(set(a + b)) == 1
 
 
-def _against_noise(verdict: str, lsd: str, better: str, worse: str) -> str:
-    if verdict == "no claim":
-        return "one seed: no claim"
-    if verdict == "tied":
-        return f"within the noise of {lsd}"
-    return f"{better if verdict == 'better' else worse}, beyond the noise of {lsd}"
+GAP_WORDS = {"better": "narrower", "worse": "wider", "undecided": "undecided",
+             "equivalent": "equivalent"}
+
+
+def _change(d: Difference, scale: float, unit: str, digits: int) -> str:
+    """`-0.126, 95% interval -0.150 to -0.102` in the given unit."""
+    estimate = f"{d.difference * scale:+.{digits}f}{unit}"
+    if not math.isfinite(d.ci_low):
+        return f"{estimate}, no interval (one seed)"
+    return (f"{estimate}, 95% interval {d.ci_low * scale:+.{digits}f} to "
+            f"{d.ci_high * scale:+.{digits}f}")
+
+
+def _needs(d: Difference) -> str:
+    return (f", needs about {d.seeds_needed} seeds" if d.verdict == "undecided"
+            and d.seeds_needed else "")
 
 
 def pair_sentence(pair: Pair) -> str:
-    """E.g. `cnn: dropout 0 → 0.4: gap 0.296 → 0.170 (narrower, beyond the noise of 0.027),
-    trials overfitting 2 of 2 → 0 of 2; test accuracy +0.19 points (within the noise...)`."""
+    """E.g. `cnn: dropout 0 → 0.4: gap 0.296 → 0.170 (change -0.126, 95% interval -0.150 to
+    -0.102: narrower; 0.170 remains, 0.150 to 0.190); test accuracy +0.19 points (95% interval
+    -0.30 to +0.68: undecided, needs about 9 seeds)`."""
     gap, acc = pair.gap, pair.accuracy
-    gap_lsd = f"{gap.lsd:.3f}" if math.isfinite(gap.lsd) else ""
-    acc_lsd = f"{points(acc.lsd)} points" if math.isfinite(acc.lsd) else ""
+    low, high = pair.remaining
+    remains = (f"; {pair.gap_high:.3f} remains, {low:.3f} to {high:.3f}"
+               if math.isfinite(low) else "")
     return (f"{pair.context}: {pair.key} {pair.low} → {pair.high}: gap {pair.gap_low:.3f} → "
-            f"{pair.gap_high:.3f} ({_against_noise(gap.verdict, gap_lsd, 'narrower', 'wider')})"
-            f", trials overfitting {pair.overfit_low} → {pair.overfit_high}; test accuracy "
-            f"{acc.difference * 100:+.2f} points "
-            f"({_against_noise(acc.verdict, acc_lsd, 'a gain', 'a cost')})")
+            f"{pair.gap_high:.3f} (change {_change(gap, 1, '', 3)}: {GAP_WORDS[gap.verdict]}"
+            f"{remains}); test accuracy {_change(acc, 100, ' points', 2)}: {acc.verdict}"
+            f"{_needs(acc)}")
 
 
-def sweep_pairs(results: SweepResults, per_trial: pd.DataFrame) -> list[Pair]:
+def sweep_pairs(results: SweepResults, per_trial: pd.DataFrame, margin: float) -> list[Pair]:
     """The matched pairs a sweep holds: dropout, and more layers of the same width."""
-    return (matched_pairs(results, per_trial, "dropout")
-            + matched_pairs(results, per_trial, "hidden_sizes", same_width_deeper))
+    return (matched_pairs(results, per_trial, "dropout", margin)
+            + matched_pairs(results, per_trial, "hidden_sizes", margin, same_width_deeper))
 
 
 def regularizer_sentences(results: SweepResults, pairs: list[Pair]) -> list[str]:

@@ -28,9 +28,9 @@ def _chosen_lines(results: SweepResults, found: SweepFindings) -> list[str]:
     line = (f"Chosen on {metric} (the test set never chooses): {chosen.label}; its test "
             f"accuracy {chosen.test_accuracy:.4f} ({seeds}; 95% interval {low:.4f}-{high:.4f}, "
             f"seed noise and test-set sampling), test loss {chosen.test_loss:.4f}.")
-    if chosen.tied_with:
-        line += (f" On test it is tied with {join_words(chosen.tied_with)}: the choice among "
-                 f"them is noise.")
+    if chosen.equivalent_to:
+        line += (f" On test it is equivalent to {join_words(chosen.equivalent_to)} (within "
+                 f"±{points(found.margin)} points): the choice among them does not matter.")
     return [line]
 
 
@@ -47,8 +47,12 @@ def _noise_line(found: SweepFindings) -> str:
                 "so no difference between settings can be called real." + sampling)
     n = found.chosen.trials if found.chosen else 2
     return (f"Noise: the seed-to-seed SD of test accuracy is {points(noise.sd)} points (pooled, "
-            f"{noise.df} degrees of freedom), so two means of {n} seeds must differ by more "
-            f"than {points(noise.lsd(n, n))} points to count as real (t-test at 5%)."
+            f"{noise.df} degrees of freedom), so with {n} seeds a difference of "
+            f"{points(found.detectable())} points is detected with 80% power (Welch test at 5%); "
+            f"smaller true differences often come out undecided. Each comparison uses its own "
+            f"groups' variances (Welch) and its 95% interval over seeds; verdicts are "
+            f"Holm-corrected over the page's {found.comparisons} comparisons, and `equivalent` "
+            f"means within ±{points(found.margin)} points (TOST; the spec's analysis.margin)."
             + sampling)
 
 

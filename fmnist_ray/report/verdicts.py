@@ -1,178 +1,338 @@
-"""The study's conclusion: each claim of the original study, checked against the sweeps.
+"""The study's conclusion: each claim of the original study, decided only as far as the data
+allow.
 
-A claim is *reproduced* when the data support it beyond the seed noise; *contradicted* when
-the data show the opposite or show no effect where the sweep could have seen one (the claimed
-advantage is smaller than the sweep's least significant difference); *not testable* when no
-sweep here can measure it (no such axis, one seed, no matched pair, nothing overfits).
+Each claim is one or more differences (`differences.welch`) in the direction the claim
+predicts, decided together over the index page's comparisons (Holm). A claim is
+
+- *reproduced* when every difference it rests on is `better` (its benefit excludes zero);
+- *contradicted* when a difference's 95% interval lies below +margin (the claimed benefit is
+  ruled out as large enough to matter) or the opposite is shown; for a reference figure, when
+  its interval lies outside the figure ± margin; for "cures overfitting", when a gap remains
+  beyond the noise;
+- *undecided (needs about N seeds)* otherwise;
+- *not testable* when no sweep here can measure it (no such axis, one seed, no matched pair).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
-from fmnist_ray.report.analysis import choose, config_table
-from fmnist_ray.report.compare import AxisFinding
+from fmnist_ray.report.analysis import choose, completed
+from fmnist_ray.report.differences import (
+    Difference,
+    decide,
+    mean_interval,
+    seeds_for_interval,
+    welch,
+)
 from fmnist_ray.report.findings import SweepFindings
-from fmnist_ray.report.formatting import join_words, points
+from fmnist_ray.report.formatting import format_value, join_words, points
 from fmnist_ray.report.load import SweepResults
-from fmnist_ray.report.overfit import by_config, gap_noise, pair_sentence
-from fmnist_ray.report.stats import compare, external_interval
+from fmnist_ray.report.overfit import by_config, pair_sentence
+from fmnist_ray.report.stats import external_interval
 from fmnist_ray.report.summary import CONVOLUTIONAL, REFERENCE
 
 SMALL_BATCHES = ("32", "64")
+LOSS_MARGIN = 0.02  # test loss: a figure within this of the reference's reproduces it
 
 
-def _verdict(claim: str, verdict: str, evidence: str, sweep: str | None = None) -> dict:
-    return {"claim": claim, "verdict": verdict, "evidence": evidence, "sweep": sweep}
+@dataclass
+class Claim:
+    """A claim while it is judged: the differences it rests on, and how to read them once
+    they are decided."""
+
+    claim: str
+    sweep: str | None
+    differences: list[Difference] = field(default_factory=list)
+    judge: Callable[[], tuple[str, str]] | None = None  # -> (verdict, evidence)
+    verdict: str = "not testable"
+    evidence: str = ""
+
+    def to_json(self) -> dict:
+        main = self.differences[0] if self.differences else None
+        return {"claim": self.claim, "verdict": self.verdict, "evidence": self.evidence,
+                "sweep": self.sweep, "effect": main.to_json() if main else None}
 
 
-def _axis(found: list[SweepFindings], name: str) -> tuple[SweepFindings, AxisFinding] | None:
-    for sweep in found:
-        for axis in sweep.axes:
-            if axis.axis == name:
-                return sweep, axis
+def _untestable(claim: str, why: str, sweep: str | None = None) -> Claim:
+    return Claim(claim, sweep, evidence=why)
+
+
+def _benefits(verdicts: list[Difference]) -> str:
+    """Reproduced when all are better, contradicted when any lies below its margin (or is
+    worse), else undecided with the seeds the widest would need."""
+    if all(d.verdict == "better" for d in verdicts):
+        return "reproduced"
+    if any(d.verdict == "worse" or (math.isfinite(d.ci_high) and d.ci_high < d.margin)
+           for d in verdicts):
+        return "contradicted"
+    return _undecided(verdicts)
+
+
+def _undecided(verdicts: list[Difference]) -> str:
+    needs = [d.seeds_needed for d in verdicts if d.seeds_needed]
+    return f"undecided (needs about {max(needs)} seeds)" if needs else "undecided"
+
+
+def _effect(d: Difference, scale: float = 100, unit: str = " points", digits: int = 2) -> str:
+    if not math.isfinite(d.ci_low):
+        return f"{d.difference * scale:+.{digits}f}{unit} (one seed: no interval)"
+    return (f"{d.difference * scale:+.{digits}f}{unit} (95% interval "
+            f"{d.ci_low * scale:+.{digits}f} to {d.ci_high * scale:+.{digits}f})")
+
+
+def _find_axis(sweeps: list[SweepResults], found: list[SweepFindings], name: str):
+    for sweep, sweep_found in zip(sweeps, found, strict=True):
+        if any(a.axis == name for a in sweep_found.axes):
+            return sweep, sweep_found
     return None
 
 
-def _batch_best(found: list[SweepFindings]) -> dict:
+def _accuracies(sweep: SweepResults, column: str, value: str) -> pd.Series:
+    done = completed(sweep.trials)
+    return done[done[column].map(format_value) == value]["test_accuracy"]
+
+
+def _batch_best(sweeps, found) -> Claim:
     claim = "Batch size 32-64 is best."
-    hit = _axis(found, "batch_size")
+    hit = _find_axis(sweeps, found, "batch_size")
     if hit is None:
-        return _verdict(claim, "not testable", "No sweep here varies the batch size on a grid.")
-    sweep, axis = hit
-    if not sweep.noise.known:
-        return _verdict(claim, "not testable", "One seed per batch size: no difference can be "
-                        "called real.", sweep.name)
-    ranked = {v.value: v for v in axis.values if v.n}
-    inside = [v for k, v in ranked.items() if k in SMALL_BATCHES]
-    outside = [v for k, v in ranked.items() if k not in SMALL_BATCHES]
+        return _untestable(claim, "No sweep here varies the batch size on a grid.")
+    sweep, sweep_found = hit
+    axis = next(a for a in sweep_found.axes if a.axis == "batch_size")
+    ranked = [v for v in axis.values if v.n]
+    inside = [v for v in ranked if v.value in SMALL_BATCHES]
+    outside = [v for v in ranked if v.value not in SMALL_BATCHES]
     if not inside or not outside:
-        return _verdict(claim, "not testable", "The sweep lacks batch sizes inside or outside "
-                        "32-64.", sweep.name)
-    evidence = axis.sentence
-    if axis.chosen in SMALL_BATCHES and all(v.verdict == "worse" for v in outside):
-        return _verdict(claim, "reproduced", evidence, sweep.name)
-    as_good = [v.value for v in outside if v.verdict in ("chosen", "tied", "better")]
-    lead = (f"{join_words(as_good)} did as well as or better than 32-64 (within the noise or "
-            f"beyond it). " if as_good else "")
-    return _verdict(claim, "contradicted", lead + evidence, sweep.name)
+        return _untestable(claim, "The sweep lacks batch sizes inside or outside 32-64.",
+                           sweep.name)
+    best = max(inside, key=lambda v: v.validation if sweep.maximize else -v.validation)
+    mine = _accuracies(sweep, "batch_size", best.value)
+    result = Claim(claim, sweep.name)
+    for other in outside:
+        result.differences.append(welch(mine, _accuracies(sweep, "batch_size", other.value),
+                                        sweep_found.margin))
+
+    def judge():
+        parts = [f"{best.value} minus {o.value}: {_effect(d)}, {d.verdict}"
+                 for o, d in zip(outside, result.differences, strict=True)]
+        return _benefits(result.differences), (
+            f"Test accuracy of the better of 32-64 on validation ({best.value}) against each "
+            f"larger or smaller batch (margin ±{points(sweep_found.margin)} points): "
+            + "; ".join(parts) + ".")
+
+    result.judge = judge
+    return result
 
 
-def _batch_overfitting(found: list[SweepFindings]) -> dict:
+def _gap_claim(claim: str, sweep: str, remaining: tuple[float, float], remaining_mean: float,
+               narrowing: list[tuple[str, Difference]], gap_margin: float,
+               gap_seeds: int) -> Claim:
+    """`claim` that something cures overfitting: it must narrow the gap beyond the noise and
+    leave none (the gap left within ±`gap_margin` of zero); a gap that remains beyond
+    `gap_margin` contradicts it."""
+    result = Claim(claim, sweep, [d for _, d in narrowing])
+    words = {"better": "narrower", "worse": "wider"}
+
+    def judge():
+        low, high = remaining
+        changes = "; ".join(f"{label}: gap change {_effect(d, 1, '', 3)}, "
+                            f"{words.get(d.verdict, d.verdict)}" for label, d in narrowing)
+        left = (f"the gap left is {remaining_mean:.3f} (95% interval {low:.3f} to {high:.3f}; "
+                f"closed means within ±{gap_margin:g})" if math.isfinite(low) else
+                f"the gap left is {remaining_mean:.3f} (one seed)")
+        evidence = f"{changes}; {left}."
+        narrows = all(d.verdict == "better" for d in result.differences)
+        if math.isfinite(low) and low > gap_margin:
+            return "contradicted", (("It narrows the gap but does not close it: " if narrows
+                                     else "A gap remains: ") + evidence)
+        if any(d.verdict == "worse" for d in result.differences):
+            return "contradicted", "The gap widens: " + evidence
+        if narrows and math.isfinite(high) and -gap_margin <= low and high <= gap_margin:
+            return "reproduced", evidence
+        if narrows and math.isfinite(low) and abs(remaining_mean) < gap_margin:
+            sd = (high - low) / 2 / stats.t.ppf(0.975, gap_seeds - 1) * math.sqrt(gap_seeds)
+            needs = seeds_for_interval(sd, gap_margin - abs(remaining_mean))
+            return f"undecided (needs about {needs} seeds)", evidence
+        return _undecided(result.differences), evidence
+
+    result.judge = judge
+    return result
+
+
+def _batch_overfitting(sweeps, found) -> Claim:
     claim = "Batch size 32-64 cures overfitting."
-    hit = _axis(found, "batch_size")
+    hit = _find_axis(sweeps, found, "batch_size")
     if hit is None:
-        return _verdict(claim, "not testable", "No sweep here varies the batch size on a grid.")
-    sweep = hit[0]
-    per_trial = sweep.overfitting
+        return _untestable(claim, "No sweep here varies the batch size on a grid.")
+    sweep, sweep_found = hit
+    per_trial = sweep_found.overfitting
     if per_trial.empty or not per_trial["like_for_like"].all():
-        return _verdict(claim, "not testable", "The sweep did not measure the training loss in "
-                        "eval mode, so its gaps don't compare like with like.", sweep.name)
-    table = by_config(per_trial)
-    counts = "; ".join(f"{c}: {r.overfit:.0f} of {r.n:.0f}, gap {r.gap:.3f}"
-                       for c, r in table.iterrows())
-    noise = gap_noise(per_trial)
-    evidence = (f"Trials that overfit and the last-epoch gap (eval mode; seed SD "
-                f"{noise.sd:.3f}), by batch size: {counts}.")
-    if table["overfit"].sum() == 0:
-        return _verdict(claim, "not testable", "Nothing overfits in this sweep, so there is "
-                        "nothing to cure. " + evidence, sweep.name)
-    inside = table[table.index.isin(SMALL_BATCHES)]
-    outside = table[~table.index.isin(SMALL_BATCHES)]
-    cured = inside["overfit"].sum() == 0 and outside["overfit"].sum() > 0 and (
-        inside["gap"].max() + noise.lsd(2, 2) < outside["gap"].max() if noise.known else False)
-    return _verdict(claim, "reproduced" if cured else "contradicted", evidence, sweep.name)
+        return _untestable(claim, "The sweep did not measure the training loss in eval mode, "
+                           "so its gaps don't compare like with like.", sweep.name)
+    inside = per_trial[per_trial["config"].isin(SMALL_BATCHES)]["gap"]
+    others = [c for c in by_config(per_trial).index if c not in SMALL_BATCHES]
+    if inside.empty or not others:
+        return _untestable(claim, "The sweep lacks batch sizes inside or outside 32-64.",
+                           sweep.name)
+    narrowing = [(f"32-64 against {c}",
+                  welch(inside, per_trial[per_trial["config"] == c]["gap"], math.nan,
+                        higher_is_better=False)) for c in others]
+    return _gap_claim(claim, sweep.name, mean_interval(inside), float(inside.mean()), narrowing,
+                      sweep_found.gap_margin, int(inside.count()))
 
 
-def _pair_claim(found: list[SweepFindings], claim: str, key: str, on: str) -> dict:
-    pairs = [(s.name, p) for s in found for p in s.pairs if p.key == key]
+def _dropout(found) -> Claim:
+    claim = "Dropout cures overfitting."
+    pairs = [(s, p) for s in found for p in s.pairs if p.key == "dropout"]
     if not pairs:
-        return _verdict(claim, "not testable", f"No two configurations here differ in {key} "
-                        f"alone.")
-    evidence = "; ".join(f"{pair_sentence(p)} [{name}]" for name, p in pairs) + "."
-    sweeps = join_words(sorted({name for name, _ in pairs}))
-    if on == "accuracy":
-        verdicts = {p.accuracy.verdict for _, p in pairs}
-        if verdicts == {"no claim"}:
-            return _verdict(claim, "not testable", "One seed: " + evidence, sweeps)
-        return _verdict(claim, "reproduced" if verdicts == {"better"} else "contradicted",
-                        evidence, sweeps)
+        return _untestable(claim, "No two configurations here differ in dropout alone.")
     if not all(p.like_for_like for _, p in pairs):
-        return _verdict(claim, "not testable", "The training loss was not measured in eval "
-                        "mode, so the gaps with and without dropout don't compare like with "
-                        "like. " + evidence, sweeps)
-    testable = [p for _, p in pairs if not p.overfit_low.startswith("0 ")]
-    if not testable:
-        return _verdict(claim, "not testable", "Without dropout nothing overfits here, so "
-                        "there is nothing to cure. " + evidence, sweeps)
-    cured = all(p.gap.verdict == "better" for p in testable)
-    return _verdict(claim, "reproduced" if cured else "contradicted", evidence, sweeps)
+        return _untestable(claim, "The training loss was not measured in eval mode, so the "
+                           "gaps with and without dropout don't compare like with like.")
+    sweeps = join_words(sorted({s.name for s, _ in pairs}))
+    worst = max(pairs, key=lambda sp: sp[1].gap_high)[1]
+    result = _gap_claim(claim, sweeps, worst.remaining, worst.gap_high,
+                        [(f"{p.context} {p.low} → {p.high}", replace(p.gap)) for _, p in pairs],
+                        min(s.gap_margin for s, _ in pairs), worst.gap.n_a)
+    judge = result.judge
+
+    def with_pairs():
+        verdict, evidence = judge()
+        return verdict, evidence + " " + "; ".join(pair_sentence(p) for _, p in pairs) + "."
+
+    result.judge = with_pairs
+    return result
+
+
+def _deeper(found) -> Claim:
+    claim = "More hidden layers help (same width)."
+    pairs = [(s, p) for s in found for p in s.pairs if p.key == "hidden_sizes"]
+    if not pairs:
+        return _untestable(claim, "No two configurations here differ in depth alone.")
+    result = Claim(claim, join_words(sorted({s.name for s, _ in pairs})),
+                   [replace(p.accuracy) for _, p in pairs])
+
+    def judge():
+        return _benefits(result.differences), "; ".join(
+            f"{p.context}: {p.low} → {p.high}: test accuracy {_effect(d)}, {d.verdict}"
+            for (_, p), d in zip(pairs, result.differences, strict=True)) + (
+            f" (margin ±{points(pairs[0][1].accuracy.margin)} points).")
+
+    result.judge = judge
+    return result
 
 
 def _family_table(sweep: SweepResults) -> pd.DataFrame:
-    table = config_table(sweep)
-    models = sweep.trials.groupby("config")["model"].first()
-    return table.assign(model=table.index.map(models)).dropna(subset=["metric"])
+    done = completed(sweep.trials)
+    if done.empty or "model" not in done:
+        return pd.DataFrame(columns=["metric", "model", "test_accuracy", "test_loss", "trials"])
+    table = done.groupby("config", sort=False).agg(
+        metric=(sweep.metric, "mean"), model=("model", "first"),
+        test_accuracy=("test_accuracy", "mean"), test_loss=("test_loss", "mean"),
+        trials=("trial_id", "size"))
+    return table.dropna(subset=["metric"])
 
 
-def _architectures(sweeps: list[SweepResults], found: list[SweepFindings]) -> list[dict]:
+def _config_accuracies(sweep: SweepResults, config: str) -> pd.Series:
+    done = completed(sweep.trials)
+    return done[done["config"] == config]["test_accuracy"]
+
+
+def _architectures(sweeps: list[SweepResults], found: list[SweepFindings]) -> list[Claim]:
     cnn_claim = "A CNN beats an MLP."
-    deep_claim = (f"The deep CNN with batch norm is best, at test accuracy "
-                  f"{REFERENCE['test_accuracy']} / loss {REFERENCE['test_loss']}.")
+    deep_claim = "The deep CNN with batch norm is the best architecture."
+    accuracy_claim = ("The deep CNN with batch norm reaches test accuracy "
+                      f"{REFERENCE['test_accuracy']}.")
+    loss_claim = f"The deep CNN with batch norm reaches test loss {REFERENCE['test_loss']}."
     for sweep, sweep_found in zip(sweeps, found, strict=True):
         table = _family_table(sweep)
-        if sweep_found.search or not sweep_found.noise.known or table["model"].nunique() < 2:
+        if (sweep_found.search or table.empty or table["model"].nunique() < 2
+                or table["trials"].max() < 2):
             continue
-        noise, maximize = sweep_found.noise, sweep.maximize
+        margin, maximize = sweep_found.margin, sweep.maximize
+        claims = []
         convolutional = table[table["model"].isin(CONVOLUTIONAL)]
         mlp = table[table["model"] == "mlp"]
-        verdicts = []
         if len(convolutional) and len(mlp):
-            best_cnn = convolutional.loc[choose(convolutional, "metric", maximize)]
-            best_mlp = mlp.loc[choose(mlp, "metric", maximize)]
-            result = compare(best_cnn["test_accuracy"], int(best_cnn["trials"]),
-                             best_mlp["test_accuracy"], int(best_mlp["trials"]), noise)
-            verdicts.append(_verdict(
-                cnn_claim, "reproduced" if result.verdict == "better" else "contradicted",
-                f"Best of each family on validation: {best_cnn.name} test "
-                f"{best_cnn['test_accuracy']:.4f} against {best_mlp.name} "
-                f"{best_mlp['test_accuracy']:.4f}: {result.difference * 100:+.2f} points "
-                f"(noise {points(result.lsd)}).", sweep.name))
+            best_cnn = choose(convolutional, "metric", maximize)
+            best_mlp = choose(mlp, "metric", maximize)
+            d = welch(_config_accuracies(sweep, best_cnn), _config_accuracies(sweep, best_mlp),
+                      margin)
+            claim = Claim(cnn_claim, sweep.name, [d])
+            claim.judge = lambda d=d, a=best_cnn, b=best_mlp: (_benefits([d]), (
+                f"Best of each family on validation: {a} minus {b}, test accuracy "
+                f"{_effect(d)}, {d.verdict} (margin ±{points(d.margin)} points)."))
+            claims.append(claim)
         deep = table[table["model"] == "deep_cnn_bn"]
         if len(deep):
-            verdicts.append(_deep_verdict(deep_claim, table, deep, sweep_found, maximize))
-        if verdicts:
-            return verdicts
+            claims += _deep_claims(sweep, sweep_found, table, deep.index[0],
+                                   (deep_claim, accuracy_claim, loss_claim))
+        if claims:
+            return claims
     untestable = "No grid sweep with seeds compares these architectures."
-    return [_verdict(cnn_claim, "not testable", untestable),
-            _verdict(deep_claim, "not testable", untestable)]
+    return [_untestable(c, untestable) for c in (cnn_claim, deep_claim, accuracy_claim,
+                                                 loss_claim)]
 
 
-def _deep_verdict(claim: str, table: pd.DataFrame, deep: pd.DataFrame, found: SweepFindings,
-                  maximize: bool) -> dict:
-    noise = found.noise
-    chosen = choose(table, "metric", maximize)
-    row = deep.iloc[0]
-    others = table.drop(deep.index)
-    against = {name: compare(row["test_accuracy"], int(row["trials"]), other["test_accuracy"],
-                             int(other["trials"]), noise) for name, other in others.iterrows()}
-    ahead = all(c.verdict == "better" for c in against.values())
-    low, high = external_interval(row["test_accuracy"], int(row["trials"]), noise)
+def _deep_claims(sweep: SweepResults, found: SweepFindings, table: pd.DataFrame, deep: str,
+                 claims: tuple[str, str, str]) -> list[Claim]:
+    deep_claim, accuracy_claim, loss_claim = claims
+    mine = _config_accuracies(sweep, deep)
+    others = [c for c in table.index if c != deep]
+    best = Claim(deep_claim, sweep.name,
+                 [welch(mine, _config_accuracies(sweep, c), found.margin) for c in others])
+    best.judge = lambda: (_benefits(best.differences), "; ".join(
+        f"{deep} minus {c}: {_effect(d)}, {d.verdict}"
+        for c, d in zip(others, best.differences, strict=True))
+        + f" (test accuracy, margin ±{points(found.margin)} points).")
+    row = table.loc[deep]
+    n = int(row["trials"])
+    low, high = external_interval(row["test_accuracy"], n, found.noise)
     ref = REFERENCE["test_accuracy"]
-    place = "above" if low > ref else "below" if high < ref else "consistent with"
-    close = [n for n, c in against.items() if c.verdict != "better"]
-    evidence = (f"{deep.index[0]}: test accuracy {row['test_accuracy']:.4f} (95% interval "
-                f"{low:.4f}-{high:.4f}, {place} the study's {ref}), test loss "
-                f"{row['test_loss']:.4f} (study: {REFERENCE['test_loss']}); chosen on "
-                f"validation: {chosen}; "
-                + (f"ahead of every other architecture beyond the noise "
-                   f"({points(noise.lsd(2, 2))} points)." if ahead else
-                   f"not ahead of {join_words(close)} beyond the noise "
-                   f"({points(noise.lsd(2, 2))} points)."))
-    verdict = "reproduced" if ahead and chosen == deep.index[0] else "contradicted"
-    return _verdict(claim, verdict, evidence, found.name)
+    accuracy = Claim(accuracy_claim, sweep.name, [_figure(row["test_accuracy"], low, high, ref,
+                                                          found.margin, n)])
+    accuracy.judge = lambda: (_against_figure(low, high, ref, found.margin), (
+        f"{deep}: mean test accuracy {row['test_accuracy']:.4f} over {n} seeds, 95% interval "
+        f"{low:.4f}-{high:.4f} (seed noise and test-set sampling), against the study's {ref} "
+        f"± {found.margin:.3f}."))
+    losses = completed(sweep.trials)
+    losses = losses[losses["config"] == deep]["test_loss"]
+    loss_low, loss_high = mean_interval(losses)
+    if not math.isfinite(loss_low):
+        loss_low = loss_high = float(losses.mean())
+    ref_loss = REFERENCE["test_loss"]
+    loss = Claim(loss_claim, sweep.name, [_figure(row["test_loss"], loss_low, loss_high,
+                                                  ref_loss, LOSS_MARGIN, n)])
+    loss.judge = lambda: (_against_figure(loss_low, loss_high, ref_loss, LOSS_MARGIN), (
+        f"{deep}: mean test loss {row['test_loss']:.4f} over {n} seeds, 95% interval "
+        f"{loss_low:.4f}-{loss_high:.4f} (seed noise only), against the study's {ref_loss} "
+        f"± {LOSS_MARGIN}."))
+    return [best, accuracy, loss]
+
+
+def _figure(value: float, low: float, high: float, reference: float, margin: float,
+            n: int) -> Difference:
+    """A measured figure against a reference figure, as a difference with its interval (its
+    verdict is read from the interval against the margin, not tested again)."""
+    d = Difference(value - reference, low - reference, high - reference, math.nan, math.nan,
+                   margin, n, 0, math.nan)
+    d.verdict = _against_figure(low, high, reference, margin)
+    return d
+
+
+def _against_figure(low: float, high: float, reference: float, margin: float) -> str:
+    if reference - margin <= low and high <= reference + margin:
+        return "reproduced"
+    if high < reference - margin or low > reference + margin:
+        return "contradicted"
+    return "undecided"
 
 
 def headline(found: list[SweepFindings]) -> dict | None:
@@ -196,9 +356,12 @@ def headline(found: list[SweepFindings]) -> dict | None:
 
 
 def study_verdicts(sweeps: list[SweepResults], found: list[SweepFindings]) -> list[dict]:
-    """A verdict with its evidence for each claim of the original study."""
-    return [_batch_best(found), _batch_overfitting(found),
-            _pair_claim(found, "Dropout cures overfitting.", "dropout", "gap"),
-            _pair_claim(found, "More hidden layers help (same width).", "hidden_sizes",
-                        "accuracy"),
-            *_architectures(sweeps, found)]
+    """A verdict with its evidence for each claim of the original study; the claims'
+    differences are decided together (Holm over the index page's comparisons)."""
+    claims = [_batch_best(sweeps, found), _batch_overfitting(sweeps, found), _dropout(found),
+              _deeper(found), *_architectures(sweeps, found)]
+    decide([d for c in claims for d in c.differences if np.isfinite(d.p_value)])
+    for claim in claims:
+        if claim.judge is not None:
+            claim.verdict, claim.evidence = claim.judge()
+    return [c.to_json() for c in claims]

@@ -14,6 +14,7 @@ import pandas as pd
 
 from fmnist_ray.report.analysis import FAILED
 from fmnist_ray.report.axes import Axis
+from fmnist_ray.report.differences import VERDICTS
 from fmnist_ray.report.formatting import format_value
 from fmnist_ray.report.load import SweepResults
 from fmnist_ray.results.outcomes import Status
@@ -22,9 +23,8 @@ STATUSES = (Status.COMPLETED, Status.EARLY_STOPPED, Status.FAILED_TO_LEARN, Stat
             Status.ERRORED, Status.RUNNING, Status.PENDING, Status.INTERRUPTED)
 STATUS_COLORS = ("#4c78a8", "#f58518", "#9d755d", "#e45756", "#7f7f7f", "#72b7b2", "#bab0ac",
                  "#b279a2")
-# How a value compares with the one chosen on validation, coloured the same in every chart.
-VERDICTS = ("chosen", "tied", "worse", "better", "no claim")
-VERDICT_COLORS = ("#2ca02c", "#4c78a8", "#d62728", "#9467bd", "#999999")
+# How a value compares with the one chosen on validation (VERDICTS), the same in every chart.
+VERDICT_COLORS = ("#2ca02c", "#9467bd", "#d62728", "#4c78a8", "#b8860b")
 WIDTH = 380
 HEIGHT = 230
 
@@ -61,9 +61,12 @@ def status_color(present: pd.Series) -> alt.Color:
         domain=shown, range=[colors.get(s, "#bbbbbb") for s in shown]))
 
 
-def verdict_color() -> alt.Color:
+def verdict_color(present: pd.Series) -> alt.Color:
+    """A value's verdict against the chosen one; the legend lists the verdicts drawn."""
+    colors = dict(zip(VERDICTS, VERDICT_COLORS, strict=True))
+    shown = [v for v in VERDICTS if v in set(present)]
     return alt.Color("verdict:N", title="against the choice", scale=alt.Scale(
-        domain=list(VERDICTS), range=list(VERDICT_COLORS)))
+        domain=shown, range=[colors[v] for v in shown]))
 
 
 def config_color(order: list[str], title: str, ordered: bool = False) -> alt.Color:

@@ -44,15 +44,28 @@ def _per_value_panel(frame: pd.DataFrame, axis: str, y: str, y_title: str, order
     if intervals is not None and len(intervals):
         trials = alt.Chart(data).mark_circle(size=36, opacity=0.55, color="#444").encode(
             x=x, y=alt.Y(f"{y}:Q", title=y_title, scale=padded_scale()), tooltip=tooltip)
+        color = verdict_color(intervals["verdict"])
         bars = alt.Chart(intervals).mark_rule(strokeWidth=3).encode(
-            x=x, y="ci_low:Q", y2="ci_high:Q", color=verdict_color())
+            x=x, y="ci_low:Q", y2="ci_high:Q", color=color)
         mean = alt.Chart(intervals).mark_tick(thickness=3, size=26).encode(
-            x=x, y="mean:Q", color=verdict_color(),
+            x=x, y="mean:Q", color=color,
             tooltip=[alt.Tooltip("value:N", title=axis), alt.Tooltip("mean:Q", format=".4f"),
                      alt.Tooltip("ci_low:Q", title="95% CI from", format=".4f"),
                      alt.Tooltip("ci_high:Q", title="95% CI to", format=".4f"),
                      alt.Tooltip("n:Q", title="trials"), "verdict:N"])
-        return (bars + mean + trials).properties(width=WIDTH, height=HEIGHT)
+        layers = [bars, mean, trials]
+        chosen = intervals[intervals["verdict"] == "chosen"]
+        if len(chosen) and "margin" in intervals:
+            # The chosen value's mean ± the equivalence margin, across the panel: a value whose
+            # interval of the difference lies inside it is `equivalent`.
+            band = chosen.assign(low=chosen["mean"] - chosen["margin"],
+                                 high=chosen["mean"] + chosen["margin"])
+            layers.insert(0, alt.Chart(band).mark_rect(opacity=0.12, color="#2ca02c").encode(
+                y="low:Q", y2="high:Q", tooltip=[alt.Tooltip("margin:Q", format=".4f",
+                                                             title="margin (±)")]))
+            layers.insert(1, alt.Chart(band).mark_rule(strokeDash=[4, 3], color="#2ca02c")
+                          .encode(y="mean:Q"))
+        return alt.layer(*layers).properties(width=WIDTH, height=HEIGHT)
     trials = alt.Chart(data).mark_circle(size=40, opacity=0.7).encode(
         x=x, y=alt.Y(f"{y}:Q", title=y_title, scale=padded_scale()),
         color=status_color(data["status"]), tooltip=tooltip)
@@ -101,7 +114,8 @@ def _intervals(found: SweepFindings, axis: str) -> pd.DataFrame | None:
         return None
     table = value_table(finding)
     table = table[table["n"] > 0].rename(columns={"test_accuracy": "mean"})
-    return table[["value", "n", "mean", "ci_low", "ci_high", "verdict"]]
+    return table[["value", "n", "mean", "ci_low", "ci_high", "verdict"]].assign(
+        margin=found.margin)
 
 
 def rung_section(results: SweepResults, found: SweepFindings) -> Section:
@@ -127,9 +141,10 @@ def test_results_section(results: SweepResults, found: SweepFindings) -> Section
     if found.search and found.rungs:
         return rung_section(results, found)
     noise = found.noise
-    how = (f"Bar: 95% confidence interval of the mean over seeds (pooled seed SD "
-           f"{noise.sd * 100:.2f} points), coloured by how the value compares with the one "
-           f"chosen on validation; grey dots: trials." if noise.known else
+    how = (f"Bar: 95% interval of the mean over that value's seeds (seed noise only: the "
+           f"same 10k test images for every value), coloured by the value's verdict against "
+           f"the one chosen on validation; green band: the chosen mean ± the margin "
+           f"({found.margin * 100:.2f} points); grey dots: trials." if noise.known else
            "Tick: mean; line: min to max; dots: trials. One seed per setting: no interval, "
            "and no difference can be called real.")
     tests = Section("Test results per setting",

@@ -90,6 +90,7 @@ SLOW = {
         "67 s",
     "tests/test_faults.py::"
     "test_storage_that_fills_up_ends_the_sweep_with_one_line_and_resume_completes_it": "37 s",
+    "tests/test_cluster.py::test_sweep_with_address_runs_trials_on_two_nodes": "34 s",
     "tests/test_cluster.py::test_a_trial_on_a_removed_node_moves_and_finishes": "43 s",
     "tests/test_cluster.py::test_node_local_storage_on_a_multi_node_cluster_is_refused": "28 s",
     "tests/test_cluster.py::test_sweep_submitted_as_ray_job_is_readable_by_report": "26 s",

@@ -108,16 +108,18 @@ def seeds_needed(sd: float, margin: float, alpha: float = ALPHA, power: float = 
         return MAX_SEEDS_REPORTED
     if sd == 0:
         return 2
-    seeds = np.arange(2, MAX_SEEDS_REPORTED + 1)
     solver = TTestIndPower()
     size = abs(difference) if math.isfinite(difference) else 0.0
-    enough = solver.power(max(size, margin if math.isfinite(margin) else 0.0) / sd, seeds,
-                          alpha, alternative="two-sided") >= power
-    if math.isfinite(margin) and size < margin:
-        # TOST: both one-sided tests must pass, each with power 1 - (1 - power) / 2.
-        enough |= solver.power((margin - size) / sd, seeds, alpha,
-                               alternative="larger") >= 1 - (1 - power) / 2
-    return int(seeds[enough.argmax()]) if enough.any() else MAX_SEEDS_REPORTED
+    detect = max(size, margin if math.isfinite(margin) else 0.0) / sd
+    for seeds in (np.arange(2, 65), np.arange(65, MAX_SEEDS_REPORTED + 1)):  # small ones first
+        enough = solver.power(detect, seeds, alpha, alternative="two-sided") >= power
+        if math.isfinite(margin) and size < margin:
+            # TOST: both one-sided tests must pass, each with power 1 - (1 - power) / 2.
+            enough |= solver.power((margin - size) / sd, seeds, alpha,
+                                   alternative="larger") >= 1 - (1 - power) / 2
+        if enough.any():
+            return int(seeds[enough.argmax()])
+    return MAX_SEEDS_REPORTED
 
 
 def decide(differences: list[Difference], alpha: float = ALPHA, looks: int = 1) -> None:

@@ -35,7 +35,7 @@ from fmnist_ray.report.findings import SweepFindings
 from fmnist_ray.report.formatting import format_value, join_words, points
 from fmnist_ray.report.load import SweepResults
 from fmnist_ray.report.overfit import by_config, pair_sentence
-from fmnist_ray.report.stats import external_interval
+from fmnist_ray.report.stats import external_interval, test_sampling_se
 from fmnist_ray.report.summary import CONVOLUTIONAL, REFERENCE
 
 SMALL_BATCHES = ("32", "64")
@@ -298,10 +298,23 @@ def _deep_claims(sweep: SweepResults, found: SweepFindings, table: pd.DataFrame,
     ref = REFERENCE["test_accuracy"]
     accuracy = Claim(accuracy_claim, sweep.name, [_figure(row["test_accuracy"], low, high, ref,
                                                           found.margin, n)])
-    accuracy.judge = lambda: (_against_figure(low, high, ref, found.margin), (
+    sampling = 1.96 * test_sampling_se(row["test_accuracy"])
+    room = found.margin - abs(row["test_accuracy"] - ref)
+    verdict = _against_figure(low, high, ref, found.margin)
+    if verdict == "undecided" and sampling >= room:
+        verdict = "undecided (more seeds cannot decide it)"
+        limit = (f" The 10k test images alone give ±{points(sampling)} points at 95%, more than "
+                 f"the room left inside the margin ({points(max(room, 0))} points): no number of "
+                 f"seeds decides it; only a wider margin or another test set could.")
+    elif verdict == "undecided":
+        seeds = seeds_for_interval(found.noise.sd, math.sqrt(room ** 2 - sampling ** 2))
+        verdict, limit = f"undecided (needs about {seeds} seeds)", ""
+    else:
+        limit = ""
+    accuracy.judge = lambda: (verdict, (
         f"{deep}: mean test accuracy {row['test_accuracy']:.4f} over {n} seeds, 95% interval "
         f"{low:.4f}-{high:.4f} (seed noise and test-set sampling), against the study's {ref} "
-        f"± {found.margin:.3f}."))
+        f"± {found.margin:.3f}.{limit}"))
     losses = completed(sweep.trials)
     losses = losses[losses["config"] == deep]["test_loss"]
     loss_low, loss_high = mean_interval(losses)

@@ -220,8 +220,22 @@ def extend(
     no_reuse: NoReuse = False,
     no_wait: NoWait = False,
     data_dir: DataDir = None,
+    until_decided: Annotated[bool, typer.Option(
+        "--until-decided", help="Add seeds while any comparison of the report is undecided: "
+        "look, add --seed-step seeds, look again, up to --max-seeds or --minutes. Each look "
+        "tests at 5% / (the most looks the limits allow), so the error rate holds over all "
+        "of them.")] = False,
+    max_seeds: Annotated[int, typer.Option(
+        "--max-seeds", min=2, max=100, help="With --until-decided: the most seeds per "
+        "configuration.")] = 10,
+    seed_step: Annotated[int, typer.Option(
+        "--seed-step", min=1, max=50, help="With --until-decided: seeds added per look.")] = 2,
+    minutes: Annotated[float | None, typer.Option(
+        "--minutes", min=0.1, help="With --until-decided: start no new look after this "
+        "long.")] = None,
 ) -> None:
-    """Grow a sweep with its stored spec changed by --set: only the new trials train."""
+    """Grow a sweep with its stored spec changed by --set: only the new trials train. With
+    --until-decided, add seeds until every comparison is decided or a limit is reached."""
     from fmnist_ray.cluster.jobs import is_jobs_address
     from fmnist_ray.results.driver_lock import check_no_live_driver
     from fmnist_ray.results.preflight import check_storage
@@ -240,9 +254,64 @@ def extend(
         return
     check_storage(storage, name, create=True)
     check_no_live_driver(uri)
+    if until_decided:
+        if overrides:
+            raise UserError("--until-decided adds seeds itself; run extend --set first, then "
+                            "extend --until-decided")
+        _until_decided(uri, storage, name, spec.seeds, max_seeds, seed_step, minutes,
+                       lambda grown: _run(grown, load_fashion_mnist(data_dir), storage, address,
+                                          quiet, False, "keep", extend=True,
+                                          reuse=not no_reuse))
+        return
     check_extension(spec, uri)
     _run(spec, load_fashion_mnist(data_dir), storage, address, quiet, False, "keep",
          extend=True, reuse=not no_reuse)
+
+
+def _until_decided(uri: str, storage: str, name: str, seeds: int, max_seeds: int, step: int,
+                   minutes: float | None, run) -> None:
+    """Look at the report's comparisons, add `step` seeds while any is undecided, and stop when
+    all are decided, at `max_seeds`, or after `minutes`; Bonferroni over the plan's looks."""
+    from fmnist_ray.report import load_results, sweep_findings
+    from fmnist_ray.report.differences import ALPHA, SeedPlan
+    from fmnist_ray.spec.file import read_stored_spec
+    from fmnist_ray.sweep.extension import check_extension
+
+    plan = SeedPlan(seeds, step, max(seeds, max_seeds))
+    began, decided_before = time.monotonic(), None
+    for look in range(1, plan.looks + 1):
+        found = sweep_findings(load_results(uri), looks=plan.looks)
+        still = found.undecided()
+        level = ALPHA / plan.looks
+        console.print(f"look {look} of at most {plan.looks} ({seeds} seeds, each test at "
+                      f"{level:.4f}): {len(still)} of {found.comparisons} comparison(s) "
+                      f"undecided" + (f": {', '.join(still)}" if still else ""), highlight=False)
+        if decided_before is not None:
+            newly = sorted(set(decided_before) - set(still))
+            if newly:
+                console.print(f"decided by the added seeds: {', '.join(newly)}", highlight=False)
+        decided_before = still
+        following = plan.next(seeds)
+        if not found.comparisons:
+            console.print("nothing to decide: the report makes no comparison here (a search, "
+                          "or one configuration)", highlight=False)
+            return
+        if not still:
+            console.print("every comparison is decided; report it with: fmnist-ray report "
+                          f"{uri}", highlight=False)
+            return
+        if following is None:
+            console.print(f"stopped at --max-seeds {plan.maximum}: {len(still)} comparison(s) "
+                          f"still undecided", highlight=False)
+            return
+        if minutes is not None and time.monotonic() - began >= minutes * 60:
+            console.print(f"stopped after --minutes {minutes:g}: {len(still)} comparison(s) "
+                          f"still undecided", highlight=False)
+            return
+        grown = read_stored_spec(uri, [f"seeds={following}"], name)
+        check_extension(grown, uri)
+        run(grown)
+        seeds = following
 
 
 @command(epilog=(

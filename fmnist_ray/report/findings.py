@@ -70,6 +70,15 @@ class SweepFindings:
         seeds = self.chosen.trials if self.chosen else 0
         return detectable_difference(self.noise.sd, seeds) if self.noise.known else math.nan
 
+    def undecided(self) -> list[str]:
+        """The page's comparisons still undecided, e.g. `batch_size=16` or `dropout 0 → 0.4`."""
+        open_values = [f"{a.axis}={v.value}" for a in self.axes for v in a.values
+                       if v.versus_chosen is not None and v.verdict == "undecided"]
+        open_pairs = [f"{p.context}: {p.key} {p.low} → {p.high} ({what})" for p in self.pairs
+                      for what, d in (("gap", p.gap), ("test accuracy", p.accuracy))
+                      if d.verdict == "undecided"]
+        return open_values + open_pairs
+
     def to_json(self) -> dict:
         """Plain data for findings.json (NaN as null); accuracies as fractions."""
         seeds = self.chosen.trials if self.chosen else 0

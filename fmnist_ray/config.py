@@ -129,6 +129,9 @@ class Analysis(_Strict):
     margin: float = Field(default=0.5, gt=0.0, le=10.0)  # accuracy points: equivalence bound
     # A train-validation loss gap within this of zero counts as closed ("cures overfitting").
     gap_margin: float = Field(default=0.02, gt=0.0, le=1.0)
+    # How many analyses the seeds were added for (`extend --until-decided` sets it): every
+    # test runs at 5% / looks, so the error rate holds over all of them.
+    looks: int = Field(default=1, ge=1, le=100)
 
 
 class Range(_Strict):

@@ -308,7 +308,8 @@ def _until_decided(uri: str, storage: str, name: str, seeds: int, max_seeds: int
             console.print(f"stopped after --minutes {minutes:g}: {len(still)} comparison(s) "
                           f"still undecided", highlight=False)
             return
-        grown = read_stored_spec(uri, [f"seeds={following}"], name)
+        grown = read_stored_spec(uri, [f"seeds={following}", f"analysis.looks={plan.looks}"],
+                                 name)
         check_extension(grown, uri)
         run(grown)
         seeds = following

@@ -63,6 +63,7 @@ class SweepFindings:
     failures: list[str] = field(default_factory=list)
     overfitting: pd.DataFrame = field(default_factory=pd.DataFrame)
     pairs: list[Pair] = field(default_factory=list)
+    looks: int = 1  # analyses the seeds were added for; each tests at alpha / looks
 
     def detectable(self) -> float:
         """The smallest difference between two means of the chosen value's seeds that this
@@ -87,7 +88,7 @@ class SweepFindings:
             "sweep": self.name, "results": self.uri, "selection": f"{self.metric} (validation)",
             "compared_at_rungs": self.search, "margin": self.margin,
             "margin_points": self.margin * 100, "gap_margin": self.gap_margin,
-            "comparisons": self.comparisons, "correction": "holm",
+            "comparisons": self.comparisons, "correction": "holm", "looks": self.looks,
             "noise": {"test_accuracy_sd": self.noise.sd, "df": self.noise.df,
                       "detectable_at_80_percent_power": self.detectable(),
                       "seeds": seeds, "test_sampling_se": self.test_se},
@@ -161,10 +162,12 @@ def margin_of(results: SweepResults) -> float:
     return analysis_of(results).margin / 100
 
 
-def sweep_findings(results: SweepResults, looks: int = 1) -> SweepFindings:
+def sweep_findings(results: SweepResults, looks: int | None = None) -> SweepFindings:
     """Everything the page says, decided once: each comparison's verdict is set over all the
-    page's comparisons (Holm), at alpha / `looks` when seeds were added between analyses."""
+    page's comparisons (Holm), at alpha / `looks` when seeds were added between analyses
+    (default: the spec's analysis.looks)."""
     margin = margin_of(results)
+    looks = looks or analysis_of(results).looks
     noise, axes = grid_findings(results, margin)
     search = is_search(results)
     rungs, notes = search_findings(results) if search else ([], [])
@@ -183,4 +186,4 @@ def sweep_findings(results: SweepResults, looks: int = 1) -> SweepFindings:
     return SweepFindings(results.name, results.uri, results.metric, search, margin,
                          analysis_of(results).gap_margin, family,
                          noise, test_sampling_se(accuracy), chosen, shown, rungs, notes,
-                         _failure_lines(results), per_trial, pairs)
+                         _failure_lines(results), per_trial, pairs, looks)

@@ -51,7 +51,9 @@ def _noise_line(found: SweepFindings) -> str:
             f"{points(found.detectable())} points is detected with 80% power (Welch test at 5%); "
             f"smaller true differences often come out undecided. Each comparison uses its own "
             f"groups' variances (Welch) and its 95% interval over seeds; verdicts are "
-            f"Holm-corrected over the page's {found.comparisons} comparisons, and `equivalent` "
+            f"Holm-corrected over the page's {found.comparisons} comparisons"
+            + (f" at 5% / {found.looks} looks (seeds were added until decided)"
+               if found.looks > 1 else "") + ", and `equivalent` "
             f"means within ±{points(found.margin)} points (TOST; the spec's analysis.margin)."
             + sampling)
 

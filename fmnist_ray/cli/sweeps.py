@@ -210,6 +210,7 @@ def _write_rayjob(path: Path, spec, spec_file: Path, storage: str, image: str | 
 
 @command(epilog=(
     "Examples:\nfmnist-ray extend results/batch_size --set seeds=3\n"
+    "fmnist-ray extend results/batch_size --until-decided --max-seeds 10\n"
     "fmnist-ray extend results/tune --set num_samples=40"))
 @user_errors
 def extend(

@@ -285,7 +285,7 @@ def _until_decided(uri: str, storage: str, name: str, seeds: int, max_seeds: int
         still = found.undecided()
         level = ALPHA / plan.looks
         console.print(f"look {look} of at most {plan.looks} ({seeds} seeds, each test at "
-                      f"{level:.4f}): {len(still)} of {found.comparisons} comparison(s) "
+                      f"{level:.4f}): {len(still)} of {found.compared()} comparison(s) "
                       f"undecided" + (f": {', '.join(still)}" if still else ""), highlight=False)
         if decided_before is not None:
             newly = sorted(set(decided_before) - set(still))
@@ -293,7 +293,7 @@ def _until_decided(uri: str, storage: str, name: str, seeds: int, max_seeds: int
                 console.print(f"decided by the added seeds: {', '.join(newly)}", highlight=False)
         decided_before = still
         following = plan.next(seeds)
-        if not found.comparisons:
+        if not found.compared():
             console.print("nothing to decide: the report makes no comparison here (a search, "
                           "or one configuration)", highlight=False)
             return

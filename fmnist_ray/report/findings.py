@@ -71,6 +71,12 @@ class SweepFindings:
         seeds = self.chosen.trials if self.chosen else 0
         return detectable_difference(self.noise.sd, seeds) if self.noise.known else math.nan
 
+    def compared(self) -> int:
+        """How many comparisons the page makes, testable or not (one seed makes none
+        testable): each axis value against the chosen one, each matched pair's two."""
+        return (sum(v.versus_chosen is not None for a in self.axes for v in a.values)
+                + 2 * len(self.pairs))
+
     def undecided(self) -> list[str]:
         """The page's comparisons still undecided, e.g. `batch_size=16` or `dropout 0 → 0.4`."""
         open_values = [f"{a.axis}={v.value}" for a in self.axes for v in a.values

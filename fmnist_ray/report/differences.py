@@ -145,8 +145,11 @@ def decide(differences: list[Difference], alpha: float = ALPHA, looks: int = 1) 
             d.verdict = "equivalent"
         else:
             d.verdict = "undecided"
-            d.seeds_needed = seeds_needed(d.sd, d.margin, level / family,
-                                          difference=d.difference)
+            # At least one more seed than it has: the estimate assumes the pooled t-test's
+            # degrees of freedom, which Welch's can fall short of.
+            d.seeds_needed = max(max(d.n_a, d.n_b) + 1,
+                                 seeds_needed(d.sd, d.margin, level / family,
+                                              difference=d.difference))
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
-"""The statistics behind every comparison a report makes, from SciPy: no hand-made tables.
+"""A sweep's noise and the rank tests of searches, from SciPy: no hand-made tables.
 
 Seeds are the replicates. The noise of a sweep is the pooled seed-to-seed standard deviation
 of a metric over its configurations (each configuration's variance weighted by its degrees of
-freedom), and two means differ for real only when they are further apart than Fisher's least
-significant difference at 5%: the two-sided t quantile times the standard error of their
-difference. With one seed there is no noise estimate, and no difference can be called real.
+freedom): the page states it, with the difference its seeds detect. Comparisons themselves are
+Welch differences with their own groups' variances (`differences`). With one seed there is no
+noise estimate.
 """
 
 from __future__ import annotations
@@ -55,35 +55,6 @@ def pooled_noise(values: pd.Series, groups: pd.Series) -> Noise:
     if df == 0:
         return Noise(math.nan, 0)
     return Noise(math.sqrt(float(((n[replicated] - 1) * variance[replicated]).sum()) / df), df)
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """A mean set against a reference mean: the difference, its LSD, p and the verdict."""
-
-    difference: float
-    lsd: float
-    p_value: float
-    verdict: str  # tied | better | worse | no claim
-
-
-def compare(mean: float, n: int, reference: float, n_reference: int, noise: Noise,
-            higher_is_better: bool = True) -> Comparison:
-    """Classify `mean` against `reference` with a pooled-variance t-test at ALPHA."""
-    difference = mean - reference
-    lsd = noise.lsd(n, n_reference)
-    if not math.isfinite(lsd) or not math.isfinite(difference):
-        return Comparison(difference, math.nan, math.nan, "no claim")
-    if noise.sd == 0:
-        p_value = 1.0 if difference == 0 else 0.0
-    else:
-        se = noise.sd * math.sqrt(1 / n + 1 / n_reference)
-        p_value = float(2 * stats.t.sf(abs(difference) / se, noise.df))
-    if abs(difference) <= lsd:
-        verdict = "tied"
-    else:
-        verdict = "better" if (difference > 0) == higher_is_better else "worse"
-    return Comparison(difference, lsd, p_value, verdict)
 
 
 def test_sampling_se(accuracy: float, images: int = TEST_IMAGES) -> float:

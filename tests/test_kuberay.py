@@ -229,6 +229,7 @@ def local_ray_with_jobs(tmp_path, monkeypatch):
     cluster.shutdown()
 
 
+@pytest.mark.slow  # a Ray head with the Jobs API and a sweep: about 25 s
 def test_the_entrypoint_runs_the_sweep_as_kuberays_submitter_submits_it(
         tmp_path, synthetic_dir, local_ray_with_jobs):
     docs = _write(tmp_path, "--storage", "s3://bucket/fmnist-ray", "--set", "trial.epochs=1")

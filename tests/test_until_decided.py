@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -13,6 +14,7 @@ from fmnist_ray.cli.app import app
 from .conftest import run_cli
 
 
+@pytest.mark.slow  # two sweeps on a real local Ray: about 30 s
 def test_until_decided_adds_seeds_and_records_its_looks(smoke_copy, synthetic_dir, tmp_path):
     sweep = smoke_copy / "smoke"
     done = run_cli("extend", str(sweep), "--until-decided", "--max-seeds", "2", "--seed-step",

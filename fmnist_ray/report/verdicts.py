@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from fmnist_ray.report.analysis import choose, completed
+from fmnist_ray.report.analysis import choose, completed, config_table
 from fmnist_ray.report.differences import (
     Difference,
     decide,
@@ -95,6 +95,8 @@ def _find_axis(sweeps: list[SweepResults], found: list[SweepFindings], name: str
 
 
 def _accuracies(sweep: SweepResults, column: str, value: str) -> pd.Series:
+    """Test accuracy of the completed trials whose `column` reads `value` (as the page labels
+    it)."""
     done = completed(sweep.trials)
     return done[done[column].map(format_value) == value]["test_accuracy"]
 
@@ -230,19 +232,12 @@ def _deeper(found) -> Claim:
 
 
 def _family_table(sweep: SweepResults) -> pd.DataFrame:
-    done = completed(sweep.trials)
-    if done.empty or "model" not in done:
-        return pd.DataFrame(columns=["metric", "model", "test_accuracy", "test_loss", "trials"])
-    table = done.groupby("config", sort=False).agg(
-        metric=(sweep.metric, "mean"), model=("model", "first"),
-        test_accuracy=("test_accuracy", "mean"), test_loss=("test_loss", "mean"),
-        trials=("trial_id", "size"))
-    return table.dropna(subset=["metric"])
-
-
-def _config_accuracies(sweep: SweepResults, config: str) -> pd.Series:
-    done = completed(sweep.trials)
-    return done[done["config"] == config]["test_accuracy"]
+    """`analysis.config_table` with each configuration's model beside it."""
+    if "model" not in sweep.trials:
+        return pd.DataFrame(columns=["trials", "metric", "test_accuracy", "test_loss", "model"])
+    table = config_table(sweep)
+    models = sweep.trials.groupby("config")["model"].first()
+    return table.assign(model=table.index.map(models)).dropna(subset=["metric"])
 
 
 def _architectures(sweeps: list[SweepResults], found: list[SweepFindings]) -> list[Claim]:
@@ -263,8 +258,8 @@ def _architectures(sweeps: list[SweepResults], found: list[SweepFindings]) -> li
         if len(convolutional) and len(mlp):
             best_cnn = choose(convolutional, "metric", maximize)
             best_mlp = choose(mlp, "metric", maximize)
-            d = welch(_config_accuracies(sweep, best_cnn), _config_accuracies(sweep, best_mlp),
-                      margin)
+            d = welch(_accuracies(sweep, "config", best_cnn),
+                      _accuracies(sweep, "config", best_mlp), margin)
             claim = Claim(cnn_claim, sweep.name, [d])
             claim.judge = lambda d=d, a=best_cnn, b=best_mlp: (_benefits([d]), (
                 f"Best of each family on validation: {a} minus {b}, test accuracy "
@@ -284,10 +279,10 @@ def _architectures(sweeps: list[SweepResults], found: list[SweepFindings]) -> li
 def _deep_claims(sweep: SweepResults, found: SweepFindings, table: pd.DataFrame, deep: str,
                  claims: tuple[str, str, str]) -> list[Claim]:
     deep_claim, accuracy_claim, loss_claim = claims
-    mine = _config_accuracies(sweep, deep)
+    mine = _accuracies(sweep, "config", deep)
     others = [c for c in table.index if c != deep]
     best = Claim(deep_claim, sweep.name,
-                 [welch(mine, _config_accuracies(sweep, c), found.margin) for c in others])
+                 [welch(mine, _accuracies(sweep, "config", c), found.margin) for c in others])
     best.judge = lambda: (_benefits(best.differences), "; ".join(
         f"{deep} minus {c}: {_effect(d)}, {d.verdict}"
         for c, d in zip(others, best.differences, strict=True))

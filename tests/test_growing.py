@@ -35,11 +35,6 @@ def sweep(storage, spec, data, *args, name=None, check=True):
     return result
 
 
-def trained(trials):
-    """The trials this sweep trained itself (not reused from a stored result)."""
-    return trials[trials["reused_from"].isna()]
-
-
 def checkpoint_dirs(results, name):
     return sorted((results / name).glob("run_trial_*/checkpoint_*"))
 
@@ -143,23 +138,41 @@ def _without_ids(findings):
 def test_a_grid_grows_by_a_seed_and_an_axis_value_training_only_the_new_trials(
         tmp_path, grid_results, synthetic_dir):
     results = shutil.copytree(grid_results, tmp_path / "results", symlinks=True)
-    before, _ = read(results, "grid")
+    before, before_epochs = read(results, "grid")
     grown = run_cli("extend", str(results / "grid"), "--set", "seeds=3", "--set",
                     "axes.lr=[0.001, 0.003, 0.01]", "--quiet", "--data-dir", str(synthetic_dir))
     assert grown.returncode == 0, grown.stdout + grown.stderr
-    assert "4 trial(s) reused" in grown.stdout
+    assert "4 trial(s) kept from before as they were (same ids); 5 new" in grown.stdout
+    assert "reused" not in grown.stdout  # its own trials are kept, not reused
 
     trials, epochs = read(results, "grid")
     assert len(trials) == 9 and trials["trial_id"].is_unique
     assert sorted(zip(trials["lr"], trials["seed"], strict=True)) == sorted(
         (lr, seed) for lr in (0.001, 0.003, 0.01) for seed in (0, 1, 2))
-    new = trained(trials)
-    assert len(new) == 5  # 3 x 3 less the 2 x 2 that ran before
+    # The 4 trials from before keep their ids and rows; the 5 new ones trained.
+    kept = trials[trials["trial_id"].isin(before["trial_id"])]
+    pd.testing.assert_frame_equal(kept.reset_index(drop=True), before.reset_index(drop=True))
+    new = trials[~trials["trial_id"].isin(before["trial_id"])]
+    assert len(new) == 5 and new["reused_from"].isna().all()
     assert not set(new["trial_key"]) & set(before["trial_key"])
-    assert set(trials["reused_from"].dropna()) == {f"grid/{t}" for t in before["trial_id"]}
     assert len(epochs) == 9 * 2 and not epochs.duplicated(["trial_id", "epoch"]).any()
     assert set(epochs["trial_id"]) == set(trials["trial_id"])
+    key = ["trial_id", "epoch"]
+    pd.testing.assert_frame_equal(
+        epochs[epochs["trial_id"].isin(before["trial_id"])].sort_values(key)
+        .reset_index(drop=True), before_epochs.sort_values(key).reset_index(drop=True))
     assert "seeds: 3" in (results / "grid" / "spec.yaml").read_text()
+
+    # The same extension again adds nothing: said in one line, before any Ray starts.
+    again = runner.invoke(app, ["extend", str(results / "grid"), "--set", "seeds=3", "--set",
+                                "axes.lr=[0.001, 0.003, 0.01]", "--data-dir",
+                                str(synthetic_dir)])
+    assert again.exit_code == 0, again.output
+    assert again.output.strip().splitlines() == [
+        f"{results / 'grid'}: nothing to add: every trial of this spec has run already; change "
+        f"it with --set (e.g. --set seeds=N, more axis values or num_samples)"]
+    assert "starting Ray" not in again.output
+    pd.testing.assert_frame_equal(read(results, "grid")[0], trials)
 
 
 @pytest.mark.slow  # two runs, 10 trials
@@ -174,12 +187,13 @@ def test_an_optuna_sweep_grows_from_6_to_10_samples_and_tpe_goes_on_from_the_fir
     sweep(results, spec, synthetic_dir)
     first, _ = read(results, "tpe")
     grown = sweep(results, spec, synthetic_dir, "--extend", "--set", "num_samples=10")
-    assert "6 trial(s) reused" in grown.stdout
+    assert "6 trial(s) kept from before as they were (same ids); 4 new" in grown.stdout
 
     trials, _ = read(results, "tpe")
-    assert len(trials) == 10 and len(trained(trials)) == 4
-    assert set(trials["reused_from"].dropna()) == {f"tpe/{t}" for t in first["trial_id"]}
-    # The searcher was given the first 6 points, with their results, before it sampled more.
+    assert len(trials) == 10 and trials["reused_from"].isna().all()
+    assert list(trials["trial_id"][:6]) == list(first["trial_id"])
+    # The searcher was given the first 6 points with their results (not run again) before it
+    # sampled more.
     state = sorted((results / "tpe").glob("searcher-state-*.pkl"))[-1]
     searcher = pickle.loads(state.read_bytes())
     given = [(p["lr"], p["optimizer"]) for p in searcher["_points_to_evaluate"]]

@@ -24,7 +24,8 @@ def test_until_decided_adds_seeds_and_records_its_looks(smoke_copy, synthetic_di
     assert "look 1 of at most 2 (1 seeds, each test at 0.0250): 1 of 1 comparison(s) " \
         "undecided: lr=" in out  # one seed: nothing can be decided
     assert "look 2 of at most 2 (2 seeds, each test at 0.0250)" in out
-    assert "1 trial(s) reused" not in out and "2 trial(s) reused" in out  # the first seed's
+    assert "2 trial(s) kept from before as they were (same ids); 2 new" in out, out
+    assert "reused" not in out  # the first seed's trials keep their ids; only new ones train
     spec = yaml.safe_load((sweep / "spec.yaml").read_text())
     assert spec["seeds"] == 2 and spec["analysis"]["looks"] == 2
     report = run_cli("report", str(sweep), "-o", str(tmp_path / "r.html"))

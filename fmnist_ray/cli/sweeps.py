@@ -158,11 +158,9 @@ def sweep(
         return
     if not is_jobs_address(address):  # a job's storage is checked on the cluster
         check_storage(storage, spec.name, create=not dry_run)
-        if extend:
-            from fmnist_ray.sweep.extension import check_extension
-
-            check_extension(spec, experiment_uri(storage, spec.name))
-        elif not dry_run:
+        if extend and _nothing_to_add(spec, experiment_uri(storage, spec.name)):
+            return
+        if not extend and not dry_run:
             check_sweep_folder(experiment_uri(storage, spec.name), resume)
     dataset = load_fashion_mnist(data_dir)
     if dry_run:
@@ -242,7 +240,6 @@ def extend(
     from fmnist_ray.results.preflight import check_storage
     from fmnist_ray.results.storage import split_experiment_uri
     from fmnist_ray.spec.file import read_stored_spec, spec_to_yaml
-    from fmnist_ray.sweep.extension import check_extension
     from fmnist_ray.training.data import load_fashion_mnist
 
     uri = results_dir.rstrip("/")
@@ -264,9 +261,22 @@ def extend(
                                           quiet, False, "keep", extend=True,
                                           reuse=not no_reuse))
         return
-    check_extension(spec, uri)
+    if _nothing_to_add(spec, uri):
+        return
     _run(spec, load_fashion_mnist(data_dir), storage, address, quiet, False, "keep",
          extend=True, reuse=not no_reuse)
+
+
+def _nothing_to_add(grown, uri: str) -> bool:
+    """Check the extension before Ray starts; say so, and True, when it adds no trial."""
+    from fmnist_ray.sweep.extension import check_extension
+
+    if check_extension(grown, uri).trials:
+        return False
+    console.print(f"{uri}: nothing to add: every trial of this spec has run already; change "
+                  f"it with --set (e.g. --set seeds=N, more axis values or num_samples)",
+                  highlight=False)
+    return True
 
 
 def _until_decided(uri: str, storage: str, name: str, seeds: int, max_seeds: int, step: int,
@@ -443,6 +453,9 @@ def _run_with_progress(spec, dataset, storage: str, address: str | None, quiet: 
     if budget and summary.seconds >= budget * 60:
         console.print(f"the time budget of {budget:g} min ended the search; trials it cut short "
                       f"count as early_stopped")
+    if summary.kept:
+        console.print(f"{summary.kept} trial(s) kept from before as they were (same ids); "
+                      f"{sum(summary.statuses.values()) - summary.kept} new")
     if summary.reused:
         console.print(f"{summary.reused} trial(s) reused: they ran to their end before (in this "
                       f"or another sweep under the same storage) and were not trained again; "

@@ -28,10 +28,13 @@ class ResultsExporter(tune.Callback):
     # Class defaults for exporters pickled by earlier versions (restored on resume).
     store: TrialStore | None = None
     keys: TrialKeys | None = None
+    kept: list[dict[str, Any]] = []
 
     def __init__(self, spec: SweepSpec, experiment_uri: str, every_seconds: float = 5.0,
-                 store: TrialStore | None = None, keys: TrialKeys | None = None):
+                 store: TrialStore | None = None, keys: TrialKeys | None = None,
+                 kept: list[dict[str, Any]] = ()):
         self.spec = spec
+        self.kept = list(kept)  # an extended sweep's earlier trials: their rows as they were
         self.uri = experiment_uri
         self.every_seconds = every_seconds
         self.store = store
@@ -95,10 +98,10 @@ class ResultsExporter(tune.Callback):
 
     def write(self, trials) -> list[dict[str, Any]]:
         rows = self._trial_rows(trials)
-        exports.write_table(self.uri, exports.TRIALS_FILE, rows)
+        exports.write_table(self.uri, exports.TRIALS_FILE, [*self.kept, *rows])
         # Only this sweep's trials: Ray starts over (new trial ids) when its saved state was
-        # damaged, and an extended sweep's earlier run left its trials' folders behind.
-        known = {trial.trial_id for trial in trials}
+        # damaged.
+        known = {trial.trial_id for trial in trials} | {row["trial_id"] for row in self.kept}
         exports.write_table(self.uri, exports.EPOCHS_FILE,
                             sorted((r for r in self.epochs.values() if r["trial_id"] in known),
                                    key=lambda r: (r["trial_id"], r["epoch"])))

@@ -4,6 +4,9 @@ trials already run, for a searcher to go on from. Ray-free."""
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from fmnist_ray.config import SweepSpec
@@ -70,9 +73,41 @@ def extension_problems(stored: SweepSpec, grown: SweepSpec) -> list[str]:
     return problems
 
 
-def check_extension(grown: SweepSpec, uri: str) -> None:
-    """Refuse, in one line, a change that is not an extension of the sweep at `uri` (or no
-    sweep there to extend)."""
+@dataclass(frozen=True)
+class Extension:
+    """What growing a sweep adds: the new grid points, or the samples a searcher draws after
+    it is told the earlier trials' points and results. The trials already run are kept as
+    they are (same ids, same rows); only these train."""
+
+    points: list[dict[str, Any]] = field(default_factory=list)  # a grid's new points
+    samples: int = 0  # a search's new samples
+    earlier: list[dict[str, Any]] = field(default_factory=list)  # the search's points so far
+    rewards: list[float] = field(default_factory=list)  # their results, as Tune reported them
+
+    @property
+    def trials(self) -> int:
+        return len(self.points) + self.samples
+
+
+def new_grid_points(stored: SweepSpec, grown: SweepSpec) -> list[dict[str, Any]]:
+    """The points of `grown`'s grid that `stored`'s did not run, in grid order."""
+    def text(spec: SweepSpec, point: dict[str, Any]) -> str:
+        return json.dumps(spec.trial_config(point).model_dump(mode="json"), sort_keys=True)
+
+    ran = Counter(text(stored, point) for point in stored.grid_points())
+    new = []
+    for point in grown.grid_points():
+        key = text(grown, point)
+        if ran[key]:
+            ran[key] -= 1
+        else:
+            new.append(point)
+    return new
+
+
+def check_extension(grown: SweepSpec, uri: str) -> Extension:
+    """What growing the sweep at `uri` to `grown` adds; refused in one line when the change is
+    not an extension (or there is no sweep there to extend)."""
     if not exports.saved_state(uri).spec:
         raise UserError(f"{uri}: no sweep to extend there; check --storage and --name, or run "
                         f"without --extend to start it")
@@ -85,14 +120,31 @@ def check_extension(grown: SweepSpec, uri: str) -> None:
         raise UserError(f"{uri}: cannot extend this sweep: {'; '.join(problems)}; an extension "
                         f"may only add seeds, axis values, variants or samples: pass --name NEW "
                         f"to start a new sweep instead")
+    stored = read_stored_spec(uri)
+    if grown.search != "optuna":
+        return Extension(points=new_grid_points(stored, grown))
+    earlier, rewards = earlier_results(uri, grown.metric)
+    return Extension(samples=grown.num_samples - stored.num_samples, earlier=earlier,
+                     rewards=rewards)
 
 
-def earlier_points(uri: str) -> list[dict[str, Any]]:
-    """The search-space points of the sweep's trials so far, in the order they ran."""
+def earlier_results(uri: str, metric: str) -> tuple[list[dict[str, Any]], list[float]]:
+    """The search-space points of the sweep's trials so far, in the order they ran, with the
+    `metric` each last reported (what Tune tells a searcher); trials without one are left
+    out."""
     try:
         ids = list(exports.read_table(uri, exports.TRIALS_FILE)["trial_id"])
     except UserError:
-        return []
+        return [], []
     logs = ray_files.read_ray_logs(uri)
+    points, rewards = [], []
     # trials.parquet lists the trials in the order Tune created them.
-    return [logs[i].params for i in ids if i in logs and logs[i].params is not None]
+    for trial_id in ids:
+        log = logs.get(trial_id)
+        if log is None or log.params is None or not log.records:
+            continue
+        reward = log.records[-1].get(metric)
+        if isinstance(reward, int | float) and math.isfinite(reward):
+            points.append(log.params)
+            rewards.append(float(reward))
+    return points, rewards

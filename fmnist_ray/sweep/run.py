@@ -27,11 +27,11 @@ from fmnist_ray.results.storage import experiment_uri
 from fmnist_ray.spec.file import spec_to_yaml
 from fmnist_ray.sweep import interrupts
 from fmnist_ray.sweep.exporter import DISPLAYS, ResultsExporter
-from fmnist_ray.sweep.extension import check_extension, earlier_points
+from fmnist_ray.sweep.extension import Extension, check_extension
 from fmnist_ray.sweep.resumption import check_unchanged
 from fmnist_ray.sweep.store import TrialKeys, TrialStore
 from fmnist_ray.sweep.trainable import trainable
-from fmnist_ray.sweep.tuner import build_param_space, build_tuner, trials_on_idle_workers
+from fmnist_ray.sweep.tuner import build_tuner, trials_on_idle_workers
 from fmnist_ray.training.data import FashionMNIST, fingerprint
 from fmnist_ray.training.loop import NUMERICS_VERSION
 
@@ -49,6 +49,7 @@ class SweepSummary:
     best_config_seeds: int = 0  # the trials that configuration's mean pools
     best_config_mean: float | None = None  # its mean validation metric over them
     reused: int = 0  # trials whose stored results were reused instead of trained
+    kept: int = 0  # an extended sweep's trials from before, kept as they were
 
     @property
     def interrupted(self) -> bool:
@@ -108,42 +109,47 @@ def _quiet_ray() -> None:
     warnings.filterwarnings("ignore", message="Choices for a categorical distribution")
 
 
-def _prepare(spec: SweepSpec, uri: str, resume: bool, extend: bool) -> tuple[bool, list]:
+def _prepare(spec: SweepSpec, uri: str, resume: bool, extend: bool
+             ) -> tuple[bool, Extension | None]:
     """Check the sweep folder against what was asked; whether Ray resumes, and for an
-    extension the points already run (for the searcher)."""
+    extension what it adds."""
     if extend:
-        check_extension(spec, uri)
         # The grown spec.yaml is written once Ray has saved the new run (see _run_locked).
-        return False, earlier_points(uri) if spec.search == "optuna" else []
+        return False, check_extension(spec, uri)
     resume = check_sweep_folder(uri, resume, holding_lock=True)
     if resume:
         ray_files.restore_lost_checkpoint_dirs(uri)
         check_unchanged(spec, uri)
     else:
         exports.write_text(uri, exports.SPEC_FILE, spec_to_yaml(spec))
-    return resume, []
+    return resume, None
 
 
 def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
                 on_update: Callable[[list[dict[str, Any]]], None] | None, resume: bool,
                 errored: str, extend: bool, reuse: bool) -> SweepSummary:
-    resume, points = _prepare(spec, uri, resume, extend)
+    resume, extension = _prepare(spec, uri, resume, extend)
+    if extension is not None and not extension.trials:  # nothing to add: nothing runs
+        return _summarize(uri, 0.0, set(exports.read_table(uri, exports.TRIALS_FILE)["trial_id"]))
     _quiet_ray()
     store = TrialStore(storage)
     keys = TrialKeys(fingerprint(data), NUMERICS_VERSION)
     run_trial = trainable(spec, data, store.load() if reuse else None, keys)
     if on_update is not None:
         DISPLAYS[uri] = on_update
-    began = time.monotonic()
+    began, kept = time.monotonic(), []
     try:
         if resume:
             tuner = tune.Tuner.restore(
-                uri, trainable=run_trial, param_space=build_param_space(spec),
-                resume_unfinished=True, resume_errored=errored == "resume",
-                restart_errored=errored == "restart")
+                uri, trainable=run_trial, resume_unfinished=True,
+                resume_errored=errored == "resume", restart_errored=errored == "restart")
         else:
-            exporter = ResultsExporter(spec, uri, store=store, keys=keys)
-            tuner = build_tuner(spec, run_trial, storage, [exporter], points)
+            # An extension's run trains only the new trials; the rows of those already run are
+            # kept as they are.
+            kept = exports.read_table(uri, exports.TRIALS_FILE).to_dict("records") \
+                if extension else []
+            exporter = ResultsExporter(spec, uri, store=store, keys=keys, kept=kept)
+            tuner = build_tuner(spec, run_trial, storage, [exporter], extension)
             if extend:  # only now: a resume from here on restores the grown run
                 exports.write_text(uri, exports.SPEC_FILE, spec_to_yaml(spec))
         interrupts.check()  # a Ctrl-C that start-up swallowed stops the sweep here
@@ -159,10 +165,10 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
                         f"resume`") from None
     finally:
         DISPLAYS.pop(uri, None)
-    return _summarize(spec, uri, time.monotonic() - began)
+    return _summarize(uri, time.monotonic() - began, {row["trial_id"] for row in kept})
 
 
-def _summarize(spec: SweepSpec, uri: str, seconds: float) -> SweepSummary:
+def _summarize(uri: str, seconds: float, kept: set[str] = frozenset()) -> SweepSummary:
     trials = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
               for row in exports.read_table(uri, exports.TRIALS_FILE).to_dict("records")]
     unfinished = ray_files.unfinished_trial_ids(uri)
@@ -171,12 +177,12 @@ def _summarize(spec: SweepSpec, uri: str, seconds: float) -> SweepSummary:
             if row["trial_id"] in unfinished:
                 row["status"] = Status.INTERRUPTED
         exports.write_table(uri, exports.TRIALS_FILE, trials)
-    summary = SweepSummary(uri, seconds)
+    summary = SweepSummary(uri, seconds, kept=len(kept))
     for row in trials:
         summary.statuses[row["status"]] = summary.statuses.get(row["status"], 0) + 1
         if row["status"] == Status.ERRORED:
             summary.errors.append((row["trial_id"], row["error"]))
-        summary.reused += bool(row.get("reused_from"))
+        summary.reused += bool(row.get("reused_from")) and row["trial_id"] not in kept
     choice = chosen(load_results(uri))
     if choice is not None:
         summary.best = {k: (None if isinstance(v, float) and v != v else v)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,11 +13,12 @@ import ray
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from fmnist_ray.config import Range, SweepSpec
 from fmnist_ray.results.storage import is_uri
+from fmnist_ray.sweep.extension import Extension
 
 
 def _dimension(values: list[Any] | Range, searched: bool):
@@ -42,32 +45,65 @@ def build_param_space(spec: SweepSpec) -> dict[str, Any]:
     return space
 
 
-def start_points(spec: SweepSpec, earlier: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
-    """What Optuna evaluates first: the points of an extended sweep's earlier trials (reused,
-    not trained again, so TPE goes on from them), then the spec's `start_with` points."""
-    points = list(earlier)
-    for point in spec.start_with:
-        if (value := spec.start_point(point)) not in points:
-            points.append(value)
-    return points
+class GivenPoints(Searcher):
+    """Suggests exactly these points, in order, then finishes: the new trials of a grown grid,
+    which Tune's grid search cannot express without running the kept ones again."""
+
+    def __init__(self, points: list[dict[str, Any]]):
+        super().__init__()
+        self.points = points
+        self.given = 0
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self.given >= len(self.points):
+            return Searcher.FINISHED
+        self.given += 1
+        return copy.deepcopy(self.points[self.given - 1])
+
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+        pass
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as handle:
+            pickle.dump((self.points, self.given), handle)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as handle:
+            self.points, self.given = pickle.load(handle)
 
 
-def build_searcher(spec: SweepSpec, earlier: list[dict[str, Any]] = ()):
-    """Optuna's TPE for `search: optuna` (None otherwise: Tune's grid / random search)."""
+def build_searcher(spec: SweepSpec, extension: Extension | None = None):
+    """What suggests the trials: Optuna's TPE for `search: optuna` (told the results of an
+    extended search's earlier trials, so it goes on from them without running them again),
+    the new points of an extended grid, or None (Tune's grid / random search)."""
     if spec.search != "optuna":
-        return None
-    # An extension's sampler gets a seed of its own: the spec's seed would draw the points of
-    # the first run again.
-    searcher = OptunaSearch(seed=spec.trial.seed + len(earlier),
-                            points_to_evaluate=start_points(spec, earlier) or None)
+        if extension is None:
+            return None
+        searcher = GivenPoints(extension.points)
+    else:
+        earlier = extension.earlier if extension else []
+        # An extension's sampler gets a seed of its own: the spec's seed would draw the points
+        # of the first run again. The start points ran in the first run.
+        starts = [] if extension else [spec.start_point(p) for p in spec.start_with]
+        starts = [p for i, p in enumerate(starts) if p not in starts[:i]]
+        searcher = OptunaSearch(seed=spec.trial.seed + len(earlier),
+                                points_to_evaluate=(earlier or starts) or None,
+                                evaluated_rewards=extension.rewards if earlier else None)
     if spec.max_concurrent_trials:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent_trials)
     return searcher
 
 
 def build_tuner(spec: SweepSpec, trainable, storage: str, callbacks: list,
-                earlier: list[dict[str, Any]] = ()) -> tune.Tuner:
-    searcher = build_searcher(spec, earlier)
+                extension: Extension | None = None) -> tune.Tuner:
+    """The Tuner of a sweep, or of an extension's new trials only."""
+    searcher = build_searcher(spec, extension)
+    param_space = build_param_space(spec)
+    num_samples = spec.num_samples
+    if extension is not None:
+        num_samples = extension.trials
+        if spec.search != "optuna":
+            param_space = {}  # the points come whole from GivenPoints
     scheduler = None
     if spec.scheduler.type == "asha":
         scheduler = ASHAScheduler(time_attr="epoch", max_t=spec.max_t,
@@ -76,9 +112,9 @@ def build_tuner(spec: SweepSpec, trainable, storage: str, callbacks: list,
     storage_path = storage if is_uri(storage) else str(Path(storage).expanduser().resolve())
     return tune.Tuner(
         trainable,
-        param_space=build_param_space(spec),
+        param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric=spec.metric, mode=spec.resolved_mode, num_samples=spec.num_samples,
+            metric=spec.metric, mode=spec.resolved_mode, num_samples=num_samples,
             search_alg=searcher, scheduler=scheduler,
             max_concurrent_trials=None if searcher else spec.max_concurrent_trials,
             reuse_actors=True,

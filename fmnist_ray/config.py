@@ -186,7 +186,17 @@ class SweepSpec(_Strict):
     # Random / Optuna search: points tried first (axis values; a variant by its name).
     start_with: list[dict[str, Any]] = []
     time_budget_minutes: float | None = Field(default=None, gt=0)  # stop every trial after this
+    # A search's choice, trained again after it with this many fresh seeds at full length:
+    # the result the report gives (the search's own figure for its winner is optimistic).
+    confirm_seeds: int = Field(default=0, ge=0, le=20)
     analysis: Analysis = Analysis()
+
+    @property
+    def is_search(self) -> bool:
+        """Trials are sampled points or stopped early: their winner is judged at common rungs
+        and is confirmed with fresh seeds when `confirm_seeds` asks."""
+        return (self.search != "grid" or self.scheduler.type == "asha"
+                or self.time_budget_minutes is not None)
 
     @property
     def resolved_mode(self) -> str:

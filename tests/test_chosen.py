@@ -58,12 +58,10 @@ def test_export_picks_the_reports_trial(findings, tmp_path):
 
 
 def test_the_sweep_summary_names_the_reports_trial(findings, tmp_path):
-    from fmnist_ray.spec.file import parse_spec_text
     from fmnist_ray.sweep.run import _summarize
 
     copy = shutil.copytree(OPTIMIZER, tmp_path / "optimizer")
-    spec = parse_spec_text((copy / "spec.yaml").read_text(), "spec.yaml")
-    summary = _summarize(spec, str(copy), 1.0)
+    summary = _summarize(str(copy), 1.0)
     assert summary.best["trial_id"] == findings["chosen"]["trial_id"]
     assert summary.best_config == "variant=adam" and summary.best_config_seeds == 2
     assert summary.best_config_mean == pytest.approx(findings["chosen"]["validation"])

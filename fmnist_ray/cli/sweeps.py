@@ -85,6 +85,9 @@ def _print_plan(plan, spec) -> None:
                   f"search: {spec.search}")
     bound = " (an upper bound: ASHA stops weak trials early)" \
         if spec.scheduler.type == "asha" else ""
+    if spec.confirm_seeds:
+        console.print(f"then its choice is confirmed: trained again with {spec.confirm_seeds} "
+                      f"fresh seed(s) at full length ({spec.trial.epochs} epochs each)")
     estimate = f"{plan.seconds:.0f} s" if plan.seconds < 120 else f"{plan.seconds / 60:.1f} min"
     if spec.time_budget_minutes and plan.seconds >= spec.time_budget_minutes * 60:
         bound = " (the time budget ends the search then)"
@@ -271,7 +274,7 @@ def _nothing_to_add(grown, uri: str) -> bool:
     """Check the extension before Ray starts; say so, and True, when it adds no trial."""
     from fmnist_ray.sweep.extension import check_extension
 
-    if check_extension(grown, uri).trials:
+    if check_extension(grown, uri).adds:
         return False
     console.print(f"{uri}: nothing to add: every trial of this spec has run already; change "
                   f"it with --set (e.g. --set seeds=N, more axis values or num_samples)",
@@ -456,6 +459,10 @@ def _run_with_progress(spec, dataset, storage: str, address: str | None, quiet: 
     if summary.kept:
         console.print(f"{summary.kept} trial(s) kept from before as they were (same ids); "
                       f"{sum(summary.statuses.values()) - summary.kept} new")
+    if summary.confirmed:
+        console.print(f"the search's choice was trained again with {summary.confirmed} fresh "
+                      f"seed(s) at full length (confirm_seeds): the report gives their mean as "
+                      f"its result")
     if summary.reused:
         console.print(f"{summary.reused} trial(s) reused: they ran to their end before (in this "
                       f"or another sweep under the same storage) and were not trained again; "

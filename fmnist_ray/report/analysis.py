@@ -68,19 +68,36 @@ def _pooled(results: SweepResults) -> pd.DataFrame:
 
 
 def best_config(results: SweepResults) -> str | None:
-    """The configuration with the best mean validation metric over its completed trials
-    (over every trial that learned when none completed, as in a budget-cut search)."""
+    """The configuration with the best mean validation metric over its completed trials; in
+    a search (ASHA, a time budget, sampled points), the best at its deepest common rung, so a
+    trial that trained longer is never ranked against shorter ones (over every trial that
+    learned when no rung is common, as in a tiny search)."""
+    from fmnist_ray.report.rungs import best_at_common_rung, is_search  # rungs reads this
+
+    if is_search(results) and (config := best_at_common_rung(results)) is not None:
+        return config
     table = config_table(results, _pooled(results)).dropna(subset=["metric"])
     return choose(table, "metric", results.maximize)
 
 
+def confirmation_of(results: SweepResults, config: str) -> pd.DataFrame:
+    """The confirmation trials of `config` that learned: fresh seeds at full length."""
+    found = results.confirmation
+    if found.empty or "config" not in found:
+        return found
+    return learned(found[found["config"] == config]).dropna(subset=[results.metric])
+
+
 def best_trial(results: SweepResults) -> pd.Series | None:
-    """The best-validation trial of the best configuration: the page's one best."""
+    """The best-validation trial of the best configuration, the page's one best: one of its
+    confirmation trials when it was confirmed (trained to full length), else its own."""
     config = best_config(results)
     if config is None:
         return None
     trials = learned(results.trials)
-    candidates = trials[(trials["config"] == config)].dropna(subset=[results.metric])
+    candidates = confirmation_of(results, config)
+    if candidates.empty:
+        candidates = trials[(trials["config"] == config)].dropna(subset=[results.metric])
     label = choose(candidates, results.metric, results.maximize)
     return None if label is None else candidates.loc[label]
 
@@ -89,13 +106,15 @@ def best_trial(results: SweepResults) -> pd.Series | None:
 class Choice:
     """The sweep's one chosen model, as the report, `show`, `ls`, `export` and the sweep's
     summary all name it: the configuration with the best mean validation metric over its
-    seeds, then that configuration's best trial on validation."""
+    seeds (a search's: the best at its deepest common rung), then that configuration's best
+    trial on validation (one of its confirmation trials when it was confirmed)."""
 
     config: str  # the configuration's label in `results.configs`
     label: str  # the same, naming its axis when there is one (e.g. `variant=adam`)
-    seeds: int  # trials its mean pools
+    seeds: int  # trials its mean pools: the confirmation's when it was confirmed
     mean: float  # its mean validation metric over them
     trial: pd.Series  # its best trial on validation (a row of `results.trials`)
+    confirmed: bool = False  # the mean is over fresh seeds trained after the search
 
 
 def chosen(results: SweepResults) -> Choice | None:
@@ -103,10 +122,17 @@ def chosen(results: SweepResults) -> Choice | None:
     config, trial = best_config(results), best_trial(results)
     if config is None or trial is None:
         return None
-    pool = _pooled(results)
-    values = pool.loc[pool["config"] == config, results.metric]
+    pool = confirmation_of(results, config)
+    confirmed = not pool.empty
+    if not confirmed:
+        pool = _pooled(results)
+        pool = pool[pool["config"] == config]
+    if pool.empty:  # chosen at a rung, its trials cut short there
+        pool = learned(results.trials)
+        pool = pool[pool["config"] == config].dropna(subset=[results.metric])
+    values = pool[results.metric]
     return Choice(config, config_name(results, config), len(values), float(values.mean()),
-                  trial)
+                  trial, confirmed)
 
 
 def config_name(results: SweepResults, config: str) -> str:

@@ -18,6 +18,8 @@ from fmnist_ray.report.analysis import (
     best_trial,
     completed,
     config_name,
+    confirmation_of,
+    learned,
     overfitting_by_trial,
 )
 from fmnist_ray.report.compare import AxisFinding, axis_sentence, grid_findings
@@ -43,6 +45,13 @@ class Chosen:
     equivalent_to: list[str] = field(default_factory=list)  # on test, at the margin
     trial_id: str | None = None
     model: str | None = None
+    # A search's choice: how it was judged. Confirmed: the figures above are those of
+    # `confirmed_seeds` fresh seeds at full length, trained after the search chose it, and
+    # `search_test_accuracy` is the search's own figure for it (optimistic: it won partly by
+    # luck). Not confirmed: the figures are the search's own, optimistic.
+    search: bool = False
+    confirmed_seeds: int = 0
+    search_test_accuracy: float | None = None
 
 
 @dataclass
@@ -120,22 +129,33 @@ def clean(value):
     return value
 
 
-def _chosen(results: SweepResults, noise: Noise, axes: list[AxisFinding]) -> Chosen | None:
+def _chosen(results: SweepResults, noise: Noise, axes: list[AxisFinding],
+            search: bool) -> Chosen | None:
     config = best_config(results)
     trial = best_trial(results)
     if config is None or trial is None:
         return None
+    own = learned(results.trials)
+    own = own[own["config"] == config]
+    confirmed = confirmation_of(results, config)
     pool = completed(results.trials)
     pool = pool[pool["config"] == config]
-    if pool.empty:  # a search cut short: the chosen trial alone
-        pool = results.trials[results.trials["trial_id"] == trial["trial_id"]]
+    if len(confirmed):  # fresh seeds: their own spread is the noise
+        pool = confirmed
+        values = confirmed["test_accuracy"].dropna()
+        noise = Noise(float(values.std(ddof=1)), len(values) - 1) if len(values) > 1 \
+            else Noise(math.nan, 0)
+    elif pool.empty:  # a search chosen at a rung, or cut short: the trial(s) it chose
+        pool = own if len(own) else results.trials[results.trials["trial_id"] ==
+                                                    trial["trial_id"]]
     accuracy = float(pool["test_accuracy"].mean())
     same = [v.value for a in axes if len(results.axes) == 1 for v in a.values
             if v.verdict == "equivalent"]
     return Chosen(config, config_name(results, config), len(pool),
                   float(pool[results.metric].mean()), accuracy, float(pool["test_loss"].mean()),
                   external_interval(accuracy, len(pool), noise), same, str(trial["trial_id"]),
-                  str(trial["model"]))
+                  str(trial["model"]), search, len(confirmed),
+                  float(own["test_accuracy"].mean()) if len(confirmed) and len(own) else None)
 
 
 def _failure_lines(results: SweepResults) -> list[str]:
@@ -187,7 +207,7 @@ def sweep_findings(results: SweepResults, looks: int | None = None) -> SweepFind
     family = sum(d.testable for d in tested)
     for axis in shown:
         axis.sentence = axis_sentence(axis, margin, family)
-    chosen = _chosen(results, noise, shown)
+    chosen = _chosen(results, noise, shown, search)
     accuracy = chosen.test_accuracy if chosen else math.nan
     return SweepFindings(results.name, results.uri, results.metric, search, margin,
                          analysis_of(results).gap_margin, family,

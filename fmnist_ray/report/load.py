@@ -17,8 +17,10 @@ from fmnist_ray.config import SweepSpec, TrialConfig
 from fmnist_ray.errors import UserError
 from fmnist_ray.report.axes import Axis, describe_axis, label_configs, varied_axes
 from fmnist_ray.results.exports import (
+    CONFIRMATION,
     EPOCH_COLUMNS,
     EPOCHS_FILE,
+    LATER_COLUMNS,
     NUMBER_COLUMNS,
     SETTINGS,
     SPEC_FILE,
@@ -34,7 +36,8 @@ from fmnist_ray.spec.file import read_stored_spec
 
 # Columns every export has held: read as NaN / None, and noted, where one lacks them. A setting
 # an export lacks was added after it was written: its trials ran as the setting's default does.
-EXPECTED = tuple(c for c in (*NUMBER_COLUMNS, *TEXT_COLUMNS) if c not in SETTINGS)
+EXPECTED = tuple(c for c in (*NUMBER_COLUMNS, *TEXT_COLUMNS)
+                 if c not in (*SETTINGS, *LATER_COLUMNS))
 
 
 @dataclass
@@ -42,6 +45,8 @@ class SweepResults:
     """One sweep's results, read and cleaned (inf as NaN), plus notes on what is missing.
 
     `trials` gains a `config` column: the trial's axis values as a label, seeds pooled.
+    A search's confirmation trials (fresh seeds of its choice) are kept apart in
+    `confirmation`, with their epochs: every other figure is the search's own.
     """
 
     uri: str
@@ -52,6 +57,7 @@ class SweepResults:
     axes: list[Axis] = field(default_factory=list)  # spec.axes, plus "variant"; never seed
     configs: list[str] = field(default_factory=list)  # config labels in axis order
     missing: list[str] = field(default_factory=list)
+    confirmation: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def metric(self) -> str:
@@ -135,10 +141,17 @@ def load_results(uri: str) -> SweepResults:
             missing.append(f"{EPOCHS_FILE} is missing or unreadable: no learning curves, no "
                            f"overfitting over epochs, no cost per epoch.")
     trials = _clean_trials(trials)
+    confirming = trials["role"] == CONFIRMATION
+    confirmation, trials = trials[confirming].copy(), trials[~confirming].reset_index(drop=True)
     axes = [describe_axis(trials, name, spec) for name in varied_axes(trials, spec)]
+    epochs = _clean_epochs(epochs)
     results = SweepResults(uri=uri, name=spec.name if spec else Path(root).name, trials=trials,
-                           epochs=_clean_epochs(epochs), spec=spec, axes=axes, missing=missing)
+                           epochs=epochs[~epochs["trial_id"].isin(confirmation["trial_id"])]
+                           .reset_index(drop=True),
+                           spec=spec, axes=axes, missing=missing,
+                           confirmation=confirmation.reset_index(drop=True))
     results.configs = label_configs(trials, axes)
+    label_configs(results.confirmation, axes)
     results.missing += _gaps(results)
     return results
 

@@ -24,10 +24,8 @@ MIN_TRIALS = 4  # a rung is compared only when at least this many trials reached
 
 def is_search(results: SweepResults) -> bool:
     """A sweep whose trials are single draws or ran unequal lengths (ASHA, a time budget)."""
-    spec = results.spec
     stopped = bool((results.trials["status"] == "early_stopped").any())
-    return stopped or (spec is not None and (spec.search != "grid"
-                                             or spec.scheduler.type == "asha"))
+    return stopped or (results.spec is not None and results.spec.is_search)
 
 
 def asha_rungs(results: SweepResults) -> list[int]:
@@ -64,6 +62,19 @@ def comparison_rungs(results: SweepResults) -> dict[int, pd.DataFrame]:
     candidates = sorted(set(asha_rungs(results) + ([full] if full else [])))
     scored = {r: rung_scores(results, r) for r in candidates}
     return {r: scores for r, scores in scored.items() if len(scores) >= MIN_TRIALS}
+
+
+def best_at_common_rung(results: SweepResults) -> str | None:
+    """The configuration a search ranks first at its deepest common rung (the longest
+    training that at least MIN_TRIALS trials reached), never a longer trial against shorter
+    ones; None when no rung was reached by that many."""
+    rungs = comparison_rungs(results)
+    if not rungs:
+        return None
+    means = rungs[max(rungs)].groupby("config")["score"].mean().dropna()
+    if means.empty:
+        return None
+    return means.idxmax() if results.maximize else means.idxmin()
 
 
 @dataclass

@@ -25,9 +25,19 @@ def _chosen_lines(results: SweepResults, found: SweepFindings) -> list[str]:
     metric = results.metric.replace("best_val_", "validation ")
     low, high = chosen.interval
     seeds = f"mean of {count_noun(chosen.trials, 'trial')}" if chosen.trials > 1 else "one trial"
+    if chosen.confirmed_seeds:
+        seeds = f"mean of {count_noun(chosen.confirmed_seeds, 'fresh seed')} at full length"
     line = (f"Chosen on {metric} (the test set never chooses): {chosen.label}; its test "
             f"accuracy {chosen.test_accuracy:.4f} ({seeds}; 95% interval {low:.4f}-{high:.4f}, "
             f"seed noise and test-set sampling), test loss {chosen.test_loss:.4f}.")
+    if chosen.confirmed_seeds and chosen.search_test_accuracy is not None:
+        line += (f" Confirmed after the search with seeds it never saw; the search's own "
+                 f"figure for it, {chosen.search_test_accuracy:.4f}, is optimistic (it won "
+                 f"partly by luck).")
+    elif chosen.search:
+        line += (" That is the search's own figure: optimistic (the winner of a search won "
+                 "partly by luck) until confirmed with fresh seeds (`confirm_seeds` in the "
+                 "spec, or `fmnist-ray extend RESULTS --set confirm_seeds=3`).")
     if chosen.equivalent_to:
         line += (f" On test it is equivalent to {join_words(chosen.equivalent_to)} (within "
                  f"±{points(found.margin)} points): the choice among them does not matter.")

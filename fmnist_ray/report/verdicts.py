@@ -356,9 +356,13 @@ def headline(found: list[SweepFindings]) -> dict | None:
     return {"sweep": name, "config": best.label, "test_accuracy": best.test_accuracy,
             "test_loss": best.test_loss, "interval": [low, high],
             "beats_reference": bool(low > ref),
+            "confirmed_seeds": best.confirmed_seeds,
             "text": f"Best chosen on validation across the sweeps: {best.label} in {name}, "
-                    f"test accuracy {best.test_accuracy:.4f} (95% interval {low:.4f}-{high:.4f})"
-                    f", test loss {best.test_loss:.4f}: "
+                    f"test accuracy {best.test_accuracy:.4f} (95% interval {low:.4f}-{high:.4f}"
+                    + (f", {best.confirmed_seeds} fresh seeds after the search" if
+                       best.confirmed_seeds else ", the search's own figure: optimistic"
+                       if best.search else "")
+                    + f"), test loss {best.test_loss:.4f}: "
                     + (f"{(best.test_accuracy - ref) * 100:+.2f} points over the study's {ref}."
                        if low > ref else f"not beyond the study's {ref} at 95%.")}
 

@@ -42,7 +42,13 @@ RESULTS = {"status": "text", "epochs_run": "whole", "best_epoch": "whole",
            "final_val_accuracy": "number", "test_accuracy": "number", "test_loss": "number",
            "test_confusion": "text", "params": "whole", "seconds": "number",
            "images_per_second": "number", "node_id": "text", "error": "text",
-           "checkpoint": "reuse", "trial_key": "reuse", "reused_from": "reuse"}
+           "checkpoint": "reuse", "trial_key": "reuse", "reused_from": "reuse",
+           "role": "text"}
+# `role`: CONFIRMATION for the trials that confirm a search's choice with fresh seeds (see
+# `fmnist_ray.sweep.confirm`); None for the sweep's own trials. Older exports lack it: it is
+# read as None, without a note that it is missing.
+CONFIRMATION = "confirmation"
+LATER_COLUMNS = ("role",)
 
 
 def _settings(*kinds: type) -> tuple[str, ...]:
@@ -102,11 +108,11 @@ def settings_row(config: TrialConfig) -> dict[str, Any]:
 def trial_row(trial_id: str, config: TrialConfig, variant: str | None, status: str,
               history: list[dict[str, Any]], last: dict[str, Any], error: str | None,
               checkpoint: str | None = None, key: str | None = None,
-              reused_from: str | None = None) -> dict[str, Any]:
+              reused_from: str | None = None, role: str | None = None) -> dict[str, Any]:
     """One row per trial: its settings, status, best/final/test metrics, cost, where it ran,
     its newest checkpoint (which holds the best epoch's weights too), its content key (see
     `fmnist_ray.sweep.store`) and, for a trial not trained but reused, the sweep/trial that
-    trained it."""
+    trained it; its `role` (CONFIRMATION, or None)."""
     settings = settings_row(config)
     done = [h for h in history if h.get("val_accuracy") is not None]
     row = {
@@ -133,6 +139,7 @@ def trial_row(trial_id: str, config: TrialConfig, variant: str | None, status: s
         "checkpoint": checkpoint,
         "trial_key": key,
         "reused_from": reused_from,
+        "role": role,
     }
     return {column: row[column] for column in TRIAL_COLUMNS}  # the schema's order, all of it
 

@@ -297,6 +297,10 @@ def _contradictions(spec: SweepSpec) -> list[str]:
     if spec.scheduler.type == "none" and given:
         problems.append(f"scheduler.{given[0]}: only ASHA uses it; set scheduler.type: asha, "
                         f"or remove {', '.join(given)}")
+    if spec.confirm_seeds and not spec.is_search:
+        problems.append("confirm_seeds: only a search (random or optuna search, ASHA, or a "
+                        "time budget) confirms its choice with fresh seeds; a grid runs every "
+                        "configuration fully: set seeds instead, or remove confirm_seeds")
     if spec.search == "random" and spec.axes and not spec.sampled_keys:
         problems.append("search: random has nothing to sample: every axis is a list, which "
                         "random search runs as a grid; use search: grid, or give an axis a "

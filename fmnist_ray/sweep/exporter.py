@@ -29,12 +29,14 @@ class ResultsExporter(tune.Callback):
     store: TrialStore | None = None
     keys: TrialKeys | None = None
     kept: list[dict[str, Any]] = []
+    role: str | None = None
 
     def __init__(self, spec: SweepSpec, experiment_uri: str, every_seconds: float = 5.0,
                  store: TrialStore | None = None, keys: TrialKeys | None = None,
-                 kept: list[dict[str, Any]] = ()):
+                 kept: list[dict[str, Any]] = (), role: str | None = None):
         self.spec = spec
-        self.kept = list(kept)  # an extended sweep's earlier trials: their rows as they were
+        self.kept = list(kept)  # the sweep's trials from before: their rows as they were
+        self.role = role  # of this run's trials: CONFIRMATION, or None
         self.uri = experiment_uri
         self.every_seconds = every_seconds
         self.store = store
@@ -93,7 +95,7 @@ class ResultsExporter(tune.Callback):
             rows.append(exports.trial_row(
                 trial.trial_id, config, variant, status, history, last, error, where,
                 key=last.get("trial_key") or (self.keys.key(config) if self.keys else None),
-                reused_from=last.get("reused_from")))
+                reused_from=last.get("reused_from"), role=self.role))
         return rows
 
     def write(self, trials) -> list[dict[str, Any]]:

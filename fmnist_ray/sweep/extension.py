@@ -13,6 +13,7 @@ from fmnist_ray.config import SweepSpec
 from fmnist_ray.errors import UserError
 from fmnist_ray.results import exports, ray_files
 from fmnist_ray.spec.file import read_stored_spec
+from fmnist_ray.sweep.confirm import confirmation_points
 
 # Changing these changes what the existing trials are or how they are judged.
 FIXED = ("metric", "mode", "search", "scheduler", "trial")
@@ -83,10 +84,16 @@ class Extension:
     samples: int = 0  # a search's new samples
     earlier: list[dict[str, Any]] = field(default_factory=list)  # the search's points so far
     rewards: list[float] = field(default_factory=list)  # their results, as Tune reported them
+    confirmations: int = 0  # fresh seeds of a search's choice still to run (confirm_seeds)
 
     @property
     def trials(self) -> int:
+        """The new trials of the sweep itself (confirmations aside)."""
         return len(self.points) + self.samples
+
+    @property
+    def adds(self) -> int:
+        return self.trials + self.confirmations
 
 
 def new_grid_points(stored: SweepSpec, grown: SweepSpec) -> list[dict[str, Any]]:
@@ -121,11 +128,12 @@ def check_extension(grown: SweepSpec, uri: str) -> Extension:
                         f"may only add seeds, axis values, variants or samples: pass --name NEW "
                         f"to start a new sweep instead")
     stored = read_stored_spec(uri)
+    confirmations = len(confirmation_points(grown, uri))
     if grown.search != "optuna":
-        return Extension(points=new_grid_points(stored, grown))
+        return Extension(points=new_grid_points(stored, grown), confirmations=confirmations)
     earlier, rewards = earlier_results(uri, grown.metric)
     return Extension(samples=grown.num_samples - stored.num_samples, earlier=earlier,
-                     rewards=rewards)
+                     rewards=rewards, confirmations=confirmations)
 
 
 def earlier_results(uri: str, metric: str) -> tuple[list[dict[str, Any]], list[float]]:

@@ -26,6 +26,7 @@ from fmnist_ray.results.preflight import check_resources, check_storage, check_s
 from fmnist_ray.results.storage import experiment_uri
 from fmnist_ray.spec.file import spec_to_yaml
 from fmnist_ray.sweep import interrupts
+from fmnist_ray.sweep.confirm import confirmation_points, confirmation_spec
 from fmnist_ray.sweep.exporter import DISPLAYS, ResultsExporter
 from fmnist_ray.sweep.extension import Extension, check_extension
 from fmnist_ray.sweep.resumption import check_unchanged
@@ -50,6 +51,7 @@ class SweepSummary:
     best_config_mean: float | None = None  # its mean validation metric over them
     reused: int = 0  # trials whose stored results were reused instead of trained
     kept: int = 0  # an extended sweep's trials from before, kept as they were
+    confirmed: int = 0  # fresh-seed trials of a search's choice run after it (confirm_seeds)
 
     @property
     def interrupted(self) -> bool:
@@ -129,7 +131,7 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
                 on_update: Callable[[list[dict[str, Any]]], None] | None, resume: bool,
                 errored: str, extend: bool, reuse: bool) -> SweepSummary:
     resume, extension = _prepare(spec, uri, resume, extend)
-    if extension is not None and not extension.trials:  # nothing to add: nothing runs
+    if extension is not None and not extension.adds:  # nothing to add: nothing runs
         return _summarize(uri, 0.0, set(exports.read_table(uri, exports.TRIALS_FILE)["trial_id"]))
     _quiet_ray()
     store = TrialStore(storage)
@@ -137,24 +139,26 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
     run_trial = trainable(spec, data, store.load() if reuse else None, keys)
     if on_update is not None:
         DISPLAYS[uri] = on_update
-    began, kept = time.monotonic(), []
+    # An extension's run trains only the new trials; the rows of those already run are kept
+    # as they are.
+    kept = exports.read_table(uri, exports.TRIALS_FILE).to_dict("records") if extension else []
+    began = time.monotonic()
     try:
         if resume:
-            tuner = tune.Tuner.restore(
+            _fit(tune.Tuner.restore(
                 uri, trainable=run_trial, resume_unfinished=True,
-                resume_errored=errored == "resume", restart_errored=errored == "restart")
-        else:
-            # An extension's run trains only the new trials; the rows of those already run are
-            # kept as they are.
-            kept = exports.read_table(uri, exports.TRIALS_FILE).to_dict("records") \
-                if extension else []
+                resume_errored=errored == "resume", restart_errored=errored == "restart"))
+        elif extension is None or extension.trials:  # else it adds confirmations only
             exporter = ResultsExporter(spec, uri, store=store, keys=keys, kept=kept)
             tuner = build_tuner(spec, run_trial, storage, [exporter], extension)
             if extend:  # only now: a resume from here on restores the grown run
                 exports.write_text(uri, exports.SPEC_FILE, spec_to_yaml(spec))
-        interrupts.check()  # a Ctrl-C that start-up swallowed stops the sweep here
-        with trials_on_idle_workers() if started_here() else contextlib.nullcontext():
-            tuner.fit()
+            _fit(tuner)
+        else:
+            exports.write_text(uri, exports.SPEC_FILE, spec_to_yaml(spec))
+        confirmed = 0
+        if not ray_files.unfinished_trial_ids(uri):
+            confirmed = _confirm(spec, uri, store, keys, run_trial, storage)
     except Exception as exc:
         storage_fault = _storage_fault(exc)
         if storage_fault is None:
@@ -165,7 +169,32 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
                         f"resume`") from None
     finally:
         DISPLAYS.pop(uri, None)
-    return _summarize(uri, time.monotonic() - began, {row["trial_id"] for row in kept})
+    summary = _summarize(uri, time.monotonic() - began, {row["trial_id"] for row in kept})
+    summary.confirmed = confirmed
+    return summary
+
+
+def _fit(tuner: tune.Tuner) -> None:
+    interrupts.check()  # a Ctrl-C that start-up swallowed stops the sweep here
+    with trials_on_idle_workers() if started_here() else contextlib.nullcontext():
+        tuner.fit()
+
+
+def _confirm(spec: SweepSpec, uri: str, store: TrialStore, keys: TrialKeys, run_trial,
+             storage: str) -> int:
+    """After a search: train its choice with the fresh seeds `confirm_seeds` asks for and
+    that have not run yet, in a Tune run of their own (the search's rows are kept); how many
+    it ran."""
+    points = confirmation_points(spec, uri)
+    if not points:
+        return 0
+    kept = exports.read_table(uri, exports.TRIALS_FILE).to_dict("records")
+    exporter = ResultsExporter(spec, uri, store=store, keys=keys, kept=kept,
+                               role=exports.CONFIRMATION)
+    tuner = build_tuner(confirmation_spec(spec), run_trial, storage, [exporter],
+                        Extension(points=points))
+    _fit(tuner)
+    return len(points)
 
 
 def _summarize(uri: str, seconds: float, kept: set[str] = frozenset()) -> SweepSummary:

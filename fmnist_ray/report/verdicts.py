@@ -218,6 +218,10 @@ def _deeper(found) -> Claim:
     pairs = [(s, p) for s in found for p in s.pairs if p.key == "hidden_sizes"]
     if not pairs:
         return _untestable(claim, "No two configurations here differ in depth alone.")
+    # Where several sweeps measured depth, the one with the most seeds speaks (chosen by its
+    # size, never by its outcome): the others' smaller samples add only looser intervals.
+    most = max(min(p.accuracy.n_a, p.accuracy.n_b) for _, p in pairs)
+    pairs = [(s, p) for s, p in pairs if min(p.accuracy.n_a, p.accuracy.n_b) == most]
     result = Claim(claim, join_words(sorted({s.name for s, _ in pairs})),
                    [replace(p.accuracy) for _, p in pairs])
 

@@ -131,9 +131,9 @@ def sweep(
 ) -> None:
     """Run a sweep defined in a YAML spec on Ray Tune; exit 1 if any trial errored."""
     from fmnist_ray.cluster.jobs import is_jobs_address, leave_job_working_dir
-    from fmnist_ray.results.preflight import check_resources, check_storage, check_sweep_folder
-    from fmnist_ray.results.storage import experiment_uri
+    from fmnist_ray.results.preflight import check_resources, check_storage
     from fmnist_ray.spec.file import load_spec, spec_to_yaml
+    from fmnist_ray.sweep.preparation import RunMode, prepare_run
     from fmnist_ray.training.data import load_fashion_mnist
 
     # --name is validated like the spec's own name (it becomes a directory).
@@ -159,12 +159,14 @@ def sweep(
         submit_job(address, args, {"spec.yaml": spec_to_yaml(spec)}, storage,
                     f"{storage.rstrip('/')}/{spec.name}", no_wait)
         return
-    if not is_jobs_address(address):  # a job's storage is checked on the cluster
-        check_storage(storage, spec.name, create=not dry_run)
-        if extend and _nothing_to_add(spec, experiment_uri(storage, spec.name)):
+    mode = RunMode.EXTEND if extend else RunMode.RESUME if resume else RunMode.NEW
+    prepared = None
+    if dry_run:
+        check_storage(storage, spec.name)
+    elif not is_jobs_address(address):  # a job's storage is checked on the cluster
+        prepared = prepare_run(spec, storage, mode)
+        if _nothing_to_add(prepared):
             return
-        if not extend and not dry_run:
-            check_sweep_folder(experiment_uri(storage, spec.name), resume)
     dataset = load_fashion_mnist(data_dir)
     if dry_run:
         from fmnist_ray.sweep.plan import plan_sweep
@@ -178,8 +180,8 @@ def sweep(
                                cluster_gpus=sum(n.gpus for n in nodes),
                                storage=None if no_reuse else storage), spec)
         return
-    _run(spec, dataset, storage, address, quiet, resume, errored.value, extend=extend,
-         reuse=not no_reuse)
+    _run(spec, dataset, storage, address, quiet, mode, errored.value, reuse=not no_reuse,
+         prepared=prepared)
 
 
 def _write_rayjob(path: Path, spec, spec_file: Path, storage: str, image: str | None,
@@ -240,9 +242,9 @@ def extend(
     --until-decided, add seeds until every comparison is decided or a limit is reached."""
     from fmnist_ray.cluster.jobs import is_jobs_address
     from fmnist_ray.results.driver_lock import check_no_live_driver
-    from fmnist_ray.results.preflight import check_storage
     from fmnist_ray.results.storage import split_experiment_uri
     from fmnist_ray.spec.file import read_stored_spec, spec_to_yaml
+    from fmnist_ray.sweep.preparation import RunMode, prepare_run
     from fmnist_ray.training.data import load_fashion_mnist
 
     uri = results_dir.rstrip("/")
@@ -253,43 +255,40 @@ def extend(
                 *_job_options(no_reuse, data_dir)]
         submit_job(address, args, {"spec.yaml": spec_to_yaml(spec)}, storage, uri, no_wait)
         return
-    check_storage(storage, name, create=True)
     check_no_live_driver(uri)
+
+    def grow(grown) -> None:
+        prepared = prepare_run(grown, storage, RunMode.EXTEND)
+        if not _nothing_to_add(prepared):
+            _run(grown, load_fashion_mnist(data_dir), storage, address, quiet, RunMode.EXTEND,
+                 "keep", reuse=not no_reuse, prepared=prepared)
+
     if until_decided:
         if overrides:
             raise UserError("--until-decided adds seeds itself; run extend --set first, then "
                             "extend --until-decided")
-        _until_decided(uri, storage, name, spec.seeds, max_seeds, seed_step, minutes,
-                       lambda grown: _run(grown, load_fashion_mnist(data_dir), storage, address,
-                                          quiet, False, "keep", extend=True,
-                                          reuse=not no_reuse))
+        _until_decided(uri, name, spec.seeds, max_seeds, seed_step, minutes, grow)
         return
-    if _nothing_to_add(spec, uri):
-        return
-    _run(spec, load_fashion_mnist(data_dir), storage, address, quiet, False, "keep",
-         extend=True, reuse=not no_reuse)
+    grow(spec)
 
 
-def _nothing_to_add(grown, uri: str) -> bool:
-    """Check the extension before Ray starts; say so, and True, when it adds no trial."""
-    from fmnist_ray.sweep.extension import check_extension
-
-    if check_extension(grown, uri).adds:
+def _nothing_to_add(prepared) -> bool:
+    """Say so, and True, when an extension adds no trial (before Ray starts)."""
+    if prepared.extension is None or prepared.extension.adds:
         return False
-    console.print(f"{uri}: nothing to add: every trial of this spec has run already; change "
-                  f"it with --set (e.g. --set seeds=N, more axis values or num_samples)",
+    console.print(f"{prepared.uri}: nothing to add: every trial of this spec has run already; "
+                  f"change it with --set (e.g. --set seeds=N, more axis values or num_samples)",
                   highlight=False)
     return True
 
 
-def _until_decided(uri: str, storage: str, name: str, seeds: int, max_seeds: int, step: int,
-                   minutes: float | None, run) -> None:
+def _until_decided(uri: str, name: str, seeds: int, max_seeds: int, step: int,
+                   minutes: float | None, grow) -> None:
     """Look at the report's comparisons, add `step` seeds while any is undecided, and stop when
     all are decided, at `max_seeds`, or after `minutes`; Bonferroni over the plan's looks."""
     from fmnist_ray.report import load_results, sweep_findings
     from fmnist_ray.report.differences import ALPHA, SeedPlan
     from fmnist_ray.spec.file import read_stored_spec
-    from fmnist_ray.sweep.extension import check_extension
 
     plan = SeedPlan(seeds, step, max(seeds, max_seeds))
     began, decided_before = time.monotonic(), None
@@ -322,10 +321,8 @@ def _until_decided(uri: str, storage: str, name: str, seeds: int, max_seeds: int
             console.print(f"stopped after --minutes {minutes:g}: {len(still)} comparison(s) "
                           f"still undecided", highlight=False)
             return
-        grown = read_stored_spec(uri, [f"seeds={following}", f"analysis.looks={plan.looks}"],
-                                 name)
-        check_extension(grown, uri)
-        run(grown)
+        grow(read_stored_spec(uri, [f"seeds={following}", f"analysis.looks={plan.looks}"],
+                              name))
         seeds = following
 
 
@@ -343,9 +340,9 @@ def resume(
 ) -> None:
     """Continue an interrupted sweep with the spec stored beside its results."""
     from fmnist_ray.cluster.jobs import is_jobs_address
-    from fmnist_ray.results.preflight import check_storage, check_sweep_folder
-    from fmnist_ray.results.storage import experiment_uri, split_experiment_uri
+    from fmnist_ray.results.storage import split_experiment_uri
     from fmnist_ray.spec.file import read_stored_spec
+    from fmnist_ray.sweep.preparation import RunMode, prepare_run
     from fmnist_ray.training.data import load_fashion_mnist
 
     uri = results_dir.rstrip("/")
@@ -358,21 +355,15 @@ def resume(
     spec = read_stored_spec(uri)
     if spec.name != name:
         spec = spec.model_copy(update={"name": name})
-    check_storage(storage, name, create=True)
-    check_sweep_folder(experiment_uri(storage, name), resume=True)
-    _run(spec, load_fashion_mnist(data_dir), storage, address, quiet, True,
-         errored.value, reuse=not no_reuse)
+    prepared = prepare_run(spec, storage, RunMode.RESUME)
+    _run(spec, load_fashion_mnist(data_dir), storage, address, quiet, RunMode.RESUME,
+         errored.value, reuse=not no_reuse, prepared=prepared)
 
 
-def _print_resume_plan(spec, storage: str, errored: str) -> None:
-    """What a resume keeps and what it runs, in trial order, before Ray starts; nothing when
-    the resume is refused (a changed spec)."""
+def _print_resume_plan(uri: str, errored: str) -> None:
+    """What a resume keeps and what it runs, in trial order, before Ray starts."""
     from fmnist_ray.results.exports import TRIALS_FILE, read_table, saved_state
-    from fmnist_ray.results.storage import experiment_uri
-    from fmnist_ray.sweep.resumption import check_unchanged
 
-    uri = experiment_uri(storage, spec.name)
-    check_unchanged(spec, uri)
     if not saved_state(uri).started:
         console.print(f"{uri}: nothing was saved before it stopped: starting it again",
                       highlight=False)
@@ -391,21 +382,22 @@ def _print_resume_plan(spec, storage: str, errored: str) -> None:
                   f"{len(runs)}{how}{': ' + ids if len(runs) else ''}", highlight=False)
 
 
-def _run(spec, dataset, storage: str, address: str | None, quiet: bool, resume: bool,
-         errored: str, extend: bool = False, reuse: bool = True) -> None:
+def _run(spec, dataset, storage: str, address: str | None, quiet: bool, mode, errored: str,
+         reuse: bool = True, prepared=None) -> None:
     """Run or resume a sweep; a Ctrl-C at any moment, start-up included, exits 130 with the
     way to go on."""
     from fmnist_ray.results.exports import saved_state
     from fmnist_ray.results.storage import experiment_uri
     from fmnist_ray.sweep.interrupts import remembered
+    from fmnist_ray.sweep.preparation import RunMode
 
     try:
         with remembered():
-            _run_with_progress(spec, dataset, storage, address, quiet, resume, errored, extend,
-                               reuse)
+            _run_with_progress(spec, dataset, storage, address, quiet, mode, errored, reuse,
+                               prepared)
     except KeyboardInterrupt:
         uri = experiment_uri(storage, spec.name)
-        if extend:
+        if mode == RunMode.EXTEND:
             then = "run the same command again to extend it"
         elif saved_state(uri).spec:
             then = f"resume with: fmnist-ray resume {uri}{'' if reuse else ' --no-reuse'}"
@@ -415,13 +407,15 @@ def _run(spec, dataset, storage: str, address: str | None, quiet: bool, resume: 
         raise typer.Exit(130) from None
 
 
-def _run_with_progress(spec, dataset, storage: str, address: str | None, quiet: bool,
-                       resume: bool, errored: str, extend: bool, reuse: bool) -> None:
+def _run_with_progress(spec, dataset, storage: str, address: str | None, quiet: bool, mode,
+                       errored: str, reuse: bool, prepared) -> None:
     """Run or resume a sweep with progress, then print its summary and set the exit code."""
     from rich.live import Live
 
-    if resume:
-        _print_resume_plan(spec, storage, errored)
+    from fmnist_ray.sweep.preparation import RunMode
+
+    if prepared is not None and mode == RunMode.RESUME:
+        _print_resume_plan(prepared.uri, errored)
     where = f"connecting to Ray at {address}" if address else "starting Ray on this machine"
     starting = contextlib.nullcontext()
     if not quiet and console.is_terminal:
@@ -435,8 +429,8 @@ def _run_with_progress(spec, dataset, storage: str, address: str | None, quiet: 
             session.enter_context(ray_session(address, import_meanwhile="fmnist_ray.sweep.run"))
             from fmnist_ray.sweep import run_sweep
 
-        run = functools.partial(run_sweep, spec, dataset, storage, resume=resume,
-                                errored=errored, extend=extend, reuse=reuse)
+        run = functools.partial(run_sweep, spec, dataset, storage, mode=mode, errored=errored,
+                                reuse=reuse, prepared=prepared)
         if quiet:
             summary = run()
         elif console.is_terminal:

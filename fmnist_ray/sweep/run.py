@@ -22,14 +22,13 @@ from fmnist_ray.report.load import load_results
 from fmnist_ray.results import exports, ray_files
 from fmnist_ray.results.driver_lock import driver_lock
 from fmnist_ray.results.outcomes import ACTIVE, Status
-from fmnist_ray.results.preflight import check_resources, check_storage, check_sweep_folder
-from fmnist_ray.results.storage import experiment_uri
+from fmnist_ray.results.preflight import check_resources, check_sweep_folder
 from fmnist_ray.spec.file import spec_to_yaml
 from fmnist_ray.sweep import interrupts
 from fmnist_ray.sweep.confirm import confirmation_points, confirmation_spec
 from fmnist_ray.sweep.exporter import DISPLAYS, ResultsExporter
-from fmnist_ray.sweep.extension import Extension, check_extension
-from fmnist_ray.sweep.resumption import check_unchanged
+from fmnist_ray.sweep.extension import Extension
+from fmnist_ray.sweep.preparation import Prepared, RunMode, prepare_run
 from fmnist_ray.sweep.store import TrialKeys, TrialStore
 from fmnist_ray.sweep.trainable import trainable
 from fmnist_ray.sweep.tuner import build_tuner, trials_on_idle_workers
@@ -80,21 +79,24 @@ def _storage_fault(exc: BaseException) -> str | None:
 
 def run_sweep(spec: SweepSpec, data: FashionMNIST, storage: str,
               on_update: Callable[[list[dict[str, Any]]], None] | None = None,
-              resume: bool = False, errored: str = "keep", extend: bool = False,
-              reuse: bool = True) -> SweepSummary:
+              mode: RunMode = RunMode.NEW, errored: str = "keep", reuse: bool = True,
+              prepared: Prepared | None = None) -> SweepSummary:
     """Run the sweep on the Ray the caller connected to; results go to `<storage>/<spec.name>/`.
 
-    With `resume`, continue the sweep already there: finished trials are kept, unfinished ones
-    continue from their checkpoints, and errored ones are kept, `resume`d or `restart`ed.
-    With `extend`, grow it to `spec`: only trials not run before train. Every trial that ran to
-    its end under `storage` before, in any sweep, is reused unless `reuse` is off.
+    `RunMode.RESUME` continues the sweep already there: finished trials are kept, unfinished
+    ones continue from their checkpoints, and errored ones are kept, `resume`d or `restart`ed.
+    `RunMode.EXTEND` grows it to `spec`: only trials not run before train. Every trial that ran
+    to its end under `storage` before, in any sweep, is reused unless `reuse` is off.
+    `prepared`: what `prepare_run` found before Ray started (checked here when not given).
     """
-    uri = experiment_uri(storage, spec.name)
-    check_storage(storage, spec.name, create=True)
+    prepared = prepared or prepare_run(spec, storage, mode)
     check_shared_storage(storage)
     check_resources(spec.resources, node_sizes(), "this Ray cluster")
-    with driver_lock(uri):
-        return _run_locked(spec, data, storage, uri, on_update, resume, errored, extend, reuse)
+    with driver_lock(prepared.uri):
+        if mode == RunMode.NEW and exports.saved_state(prepared.uri).started:
+            # Checked before the lock was taken: another driver may have written it since.
+            check_sweep_folder(prepared.uri, resume=False, holding_lock=True)
+        return _run_locked(spec, data, storage, prepared, on_update, errored, reuse)
 
 
 def _quiet_ray() -> None:
@@ -111,26 +113,15 @@ def _quiet_ray() -> None:
     warnings.filterwarnings("ignore", message="Choices for a categorical distribution")
 
 
-def _prepare(spec: SweepSpec, uri: str, resume: bool, extend: bool
-             ) -> tuple[bool, Extension | None]:
-    """Check the sweep folder against what was asked; whether Ray resumes, and for an
-    extension what it adds."""
-    if extend:
-        # The grown spec.yaml is written once Ray has saved the new run (see _run_locked).
-        return False, check_extension(spec, uri)
-    resume = check_sweep_folder(uri, resume, holding_lock=True)
+def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, prepared: Prepared,
+                on_update: Callable[[list[dict[str, Any]]], None] | None, errored: str,
+                reuse: bool) -> SweepSummary:
+    uri, resume, extension = prepared.uri, prepared.restore, prepared.extension
     if resume:
         ray_files.restore_lost_checkpoint_dirs(uri)
-        check_unchanged(spec, uri)
-    else:
+    elif extension is None:
         exports.write_text(uri, exports.SPEC_FILE, spec_to_yaml(spec))
-    return resume, None
-
-
-def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
-                on_update: Callable[[list[dict[str, Any]]], None] | None, resume: bool,
-                errored: str, extend: bool, reuse: bool) -> SweepSummary:
-    resume, extension = _prepare(spec, uri, resume, extend)
+    # (a grown spec.yaml is written once Ray has saved the extension's run, below)
     if extension is not None and not extension.adds:  # nothing to add: nothing runs
         return _summarize(uri, 0.0, set(exports.read_table(uri, exports.TRIALS_FILE)["trial_id"]))
     _quiet_ray()
@@ -151,7 +142,7 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, uri: str,
         elif extension is None or extension.trials:  # else it adds confirmations only
             exporter = ResultsExporter(spec, uri, store=store, keys=keys, kept=kept)
             tuner = build_tuner(spec, run_trial, storage, [exporter], extension)
-            if extend:  # only now: a resume from here on restores the grown run
+            if extension:  # only now: a resume from here on restores the grown run
                 exports.write_text(uri, exports.SPEC_FILE, spec_to_yaml(spec))
             _fit(tuner)
         else:

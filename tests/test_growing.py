@@ -280,3 +280,45 @@ def test_two_sweeps_at_once_on_one_storage_both_finish_and_the_store_stays_reada
     assert all(len(s.results) == 1 and s.checkpoint for s in stored.values())
     index = json.loads((results / "trial-store" / "index.json").read_text())
     assert set(index) <= keys
+
+
+@pytest.mark.slow  # three runs on a real local Ray: about 60 s
+def test_an_extension_stopped_by_ctrl_c_is_resumed_and_keeps_every_id(tmp_path, synthetic_dir):
+    import signal
+    import time
+
+    spec = tmp_path / "seq.yaml"
+    spec.write_text("name: seq\nmax_concurrent_trials: 1\ntrial: {model: mlp, hidden_sizes: "
+                    "[64], batch_size: 32, epochs: 4}\naxes:\n  lr: [0.001, 0.003]\n")
+    results = tmp_path / "results"
+    sweep(results, spec, synthetic_dir)
+    before, _ = read(results, "seq")
+    process = subprocess.Popen(
+        [*CLI, "extend", str(results / "seq"), "--set", "seeds=3", "--quiet", "--data-dir",
+         str(synthetic_dir)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 240
+    while True:  # stop it once one new trial finished and others are still to run
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        try:
+            rows, _ = read(results, "seq")
+        except (OSError, ValueError):
+            rows = before
+        if ((rows["status"] == "completed") & ~rows["trial_id"].isin(before["trial_id"])).any():
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    # Stopped between two trials, the searcher's next points were never suggested: still
+    # counted as stopped, and resume runs them.
+    assert process.returncode == 130 and f"fmnist-ray resume {results / 'seq'}" in out, (out,
+                                                                                       err)
+
+    resumed = run_cli("resume", str(results / "seq"), "--quiet", "--data-dir",
+                      str(synthetic_dir))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    trials, _ = read(results, "seq")
+    assert len(trials) == 6 and set(trials["status"]) == {"completed"}, trials
+    assert trials["trial_id"].is_unique and set(before["trial_id"]) <= set(trials["trial_id"])
+    assert sorted(zip(trials["lr"], trials["seed"], strict=True)) == sorted(
+        (lr, seed) for lr in (0.001, 0.003) for seed in (0, 1, 2))

@@ -390,6 +390,7 @@ def _run(spec, dataset, storage: str, address: str | None, quiet: bool, mode, er
     from fmnist_ray.results.storage import experiment_uri
     from fmnist_ray.sweep.interrupts import remembered
     from fmnist_ray.sweep.preparation import RunMode
+    from fmnist_ray.sweep.resumption import stored_spec_differences
 
     try:
         with remembered():
@@ -397,8 +398,8 @@ def _run(spec, dataset, storage: str, address: str | None, quiet: bool, mode, er
                                prepared)
     except KeyboardInterrupt:
         uri = experiment_uri(storage, spec.name)
-        if mode == RunMode.EXTEND:
-            then = "run the same command again to extend it"
+        if mode == RunMode.EXTEND and stored_spec_differences(spec, uri):
+            then = "run the same command again to extend it"  # it stopped before it began
         elif saved_state(uri).spec:
             then = f"resume with: fmnist-ray resume {uri}{'' if reuse else ' --no-reuse'}"
         else:

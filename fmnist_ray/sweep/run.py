@@ -51,11 +51,13 @@ class SweepSummary:
     reused: int = 0  # trials whose stored results were reused instead of trained
     kept: int = 0  # an extended sweep's trials from before, kept as they were
     confirmed: int = 0  # fresh-seed trials of a search's choice run after it (confirm_seeds)
+    unstarted: int = 0  # planned trials a Ctrl-C kept from starting (a searcher's next points)
 
     @property
     def interrupted(self) -> bool:
-        """Trials left unfinished: the sweep was stopped (Ctrl-C) before the end."""
-        return any(s in self.statuses for s in (*ACTIVE, Status.INTERRUPTED))
+        """Trials left unfinished or unstarted: the sweep was stopped (Ctrl-C) before the end."""
+        return self.unstarted > 0 or any(s in self.statuses
+                                         for s in (*ACTIVE, Status.INTERRUPTED))
 
 
 STORAGE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
@@ -148,7 +150,7 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, prepared: Pre
         else:
             exports.write_text(uri, exports.SPEC_FILE, spec_to_yaml(spec))
         confirmed = 0
-        if not ray_files.unfinished_trial_ids(uri):
+        if not ray_files.unfinished_trial_ids(uri) and not _unstarted(spec, uri, began):
             confirmed = _confirm(spec, uri, store, keys, run_trial, storage)
     except Exception as exc:
         storage_fault = _storage_fault(exc)
@@ -162,7 +164,20 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, prepared: Pre
         DISPLAYS.pop(uri, None)
     summary = _summarize(uri, time.monotonic() - began, {row["trial_id"] for row in kept})
     summary.confirmed = confirmed
+    summary.unstarted = _unstarted(spec, uri, began)
     return summary
+
+
+def _unstarted(spec: SweepSpec, uri: str, began: float) -> int:
+    """Planned trials that never started: a Ctrl-C that Tune took before its searcher
+    suggested them leaves no trace in Ray's state but this count (0 once a time budget ended
+    the search)."""
+    budget = spec.time_budget_minutes
+    if budget and time.monotonic() - began >= budget * 60:
+        return 0
+    trials = exports.read_table(uri, exports.TRIALS_FILE)
+    own = (trials["role"] != exports.CONFIRMATION).sum() if "role" in trials else len(trials)
+    return max(0, spec.trial_count() - int(own))
 
 
 def _fit(tuner: tune.Tuner) -> None:

@@ -238,12 +238,11 @@ def extend(
     from fmnist_ray.cluster.jobs import is_jobs_address
     from fmnist_ray.results.driver_lock import check_no_live_driver
     from fmnist_ray.results.preflight import check_storage
-    from fmnist_ray.results.storage import split_experiment_uri
+    from fmnist_ray.results.storage import results_location
     from fmnist_ray.spec.file import read_stored_spec, spec_to_yaml
     from fmnist_ray.training.data import load_fashion_mnist
 
-    uri = results_dir.rstrip("/")
-    storage, name = split_experiment_uri(uri)
+    uri, storage, name = results_location(results_dir)
     spec = read_stored_spec(uri, overrides, name)
     if is_jobs_address(address):
         args = ["sweep", "spec.yaml", "--storage", storage, "--extend",
@@ -341,12 +340,11 @@ def resume(
     """Continue an interrupted sweep with the spec stored beside its results."""
     from fmnist_ray.cluster.jobs import is_jobs_address
     from fmnist_ray.results.preflight import check_storage, check_sweep_folder
-    from fmnist_ray.results.storage import experiment_uri, split_experiment_uri
+    from fmnist_ray.results.storage import experiment_uri, results_location
     from fmnist_ray.spec.file import read_stored_spec
     from fmnist_ray.training.data import load_fashion_mnist
 
-    uri = results_dir.rstrip("/")
-    storage, name = split_experiment_uri(uri)
+    uri, storage, name = results_location(results_dir)
     if is_jobs_address(address):
         args = ["resume", uri, "--errored", errored.value,
                 *_job_options(no_reuse, data_dir)]

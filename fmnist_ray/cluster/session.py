@@ -20,7 +20,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from fmnist_ray.cluster import auth
 from fmnist_ray.errors import UserError
 from fmnist_ray.results.preflight import NodeSize
-from fmnist_ray.results.storage import is_uri
+from fmnist_ray.results.storage import is_uri, normalize_storage
 
 START_HINT = "start a cluster with `ray start --head` or `ray up cluster.yaml`, or drop --address"
 
@@ -179,7 +179,7 @@ def check_shared_storage(storage: str) -> None:
     trials write their checkpoints from whichever node runs them. Checked before any trial."""
     if is_uri(storage) or len(alive_nodes()) < 2:
         return
-    root = Path(storage).expanduser().resolve()
+    root = Path(normalize_storage(storage))
     root.mkdir(parents=True, exist_ok=True)
     marker = root / f".shared-storage-probe-{uuid.uuid4().hex}"
     marker.write_text("fmnist-ray")

@@ -6,7 +6,6 @@ import copy
 import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -17,7 +16,7 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from fmnist_ray.config import Axis, SweepSpec, grid_values
-from fmnist_ray.results.storage import is_uri
+from fmnist_ray.results.storage import normalize_storage
 from fmnist_ray.sweep.extension import Extension
 
 
@@ -110,7 +109,7 @@ def build_tuner(spec: SweepSpec, trainable, storage: str, callbacks: list,
         scheduler = ASHAScheduler(time_attr="epoch", max_t=spec.max_t,
                                   grace_period=spec.scheduler.grace_period,
                                   reduction_factor=spec.scheduler.reduction_factor)
-    storage_path = storage if is_uri(storage) else str(Path(storage).expanduser().resolve())
+    storage_path = normalize_storage(storage)
     return tune.Tuner(
         trainable,
         param_space=param_space,

@@ -35,26 +35,6 @@ from fmnist_ray.results.outcomes import ACTIVE, Status
 from fmnist_ray.sweep.progress import LogLines, trials_table
 
 
-def _cluster_nodes(address: str | None) -> list:
-    """The nodes a dry run plans for: this machine, or those of the cluster at `address`
-    (a Ray Jobs address is only checked for reachability: its nodes are seen by the job)."""
-    from fmnist_ray.results.preflight import this_machine
-
-    if not address:
-        return [this_machine()]
-    from fmnist_ray.cluster import check_reachable
-
-    check_reachable(address)
-    from fmnist_ray.cluster.jobs import is_jobs_address
-
-    if is_jobs_address(address):
-        return []
-    from fmnist_ray.cluster import node_sizes, ray_session
-
-    with ray_session(address):
-        return node_sizes()
-
-
 def _print_plan(plan, spec) -> None:
     listed = plan.trials
     title = f"{len(plan.trials)} trial(s)"
@@ -164,9 +144,10 @@ def sweep(
             check_sweep_folder(experiment_uri(storage, spec.name), resume)
     dataset = load_fashion_mnist(data_dir)
     if dry_run:
+        from fmnist_ray.cluster import nodes_to_plan_for
         from fmnist_ray.sweep.plan import plan_sweep
 
-        nodes = _cluster_nodes(address)
+        nodes = nodes_to_plan_for(address)
         check_resources(spec.resources, nodes, f"the cluster at {address}" if address
                         else "this machine", source=str(spec_file))
         console.print(f"{spec_file}: valid sweep '{spec.name}'")

@@ -18,8 +18,9 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from fmnist_ray.cluster import auth
+from fmnist_ray.cluster.jobs import is_jobs_address
 from fmnist_ray.errors import UserError
-from fmnist_ray.results.preflight import NodeSize
+from fmnist_ray.results.preflight import NodeSize, this_machine
 from fmnist_ray.results.storage import is_uri, normalize_storage
 
 START_HINT = "start a cluster with `ray start --head` or `ray up cluster.yaml`, or drop --address"
@@ -158,6 +159,18 @@ def node_sizes() -> list[NodeSize]:
         if group.max_count != 0:
             sizes.append(NodeSize(group.resources.get("CPU", 0), group.resources.get("GPU", 0)))
     return sizes
+
+
+def nodes_to_plan_for(address: str | None) -> list[NodeSize]:
+    """The nodes a dry run plans for: this machine, or those of the cluster at `address`
+    (a Ray Jobs address is only checked for reachability: its nodes are seen by the job)."""
+    if not address:
+        return [this_machine()]
+    check_reachable(address)
+    if is_jobs_address(address):
+        return []
+    with ray_session(address):
+        return node_sizes()
 
 
 def run_on_each_node(function: Callable[..., Any], *args: Any, timeout: float = 120

@@ -92,10 +92,12 @@ def test_without_address_a_sweep_starts_its_own_ray_beside_a_running_cluster(
 
 
 def test_doctor_checks_every_node(two_nodes, tmp_path, synthetic_dir):
-    ok = run_cli("doctor", "--address", two_nodes.address, "--storage", str(tmp_path),
+    fresh = tmp_path / "fresh"
+    ok = run_cli("doctor", "--address", two_nodes.address, "--storage", str(fresh),
                  "--data-dir", str(synthetic_dir))
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "2 node(s)" in ok.stdout and "FAIL" not in ok.stdout
+    assert not fresh.exists(), "the checks left their empty storage folder behind"
     for check in ("ray version", "fmnist_ray version", "dataset", "storage"):
         assert f"ok   {check}:" in ok.stdout
 

@@ -149,6 +149,22 @@ class Range(_Strict):
         return kinds[0] if len(kinds) == 1 else ""
 
 
+Axis = list[Any] | Range  # a list of values (a grid) or a range a search samples
+
+
+def grid_values(axis: Axis) -> list[Any] | None:
+    """An axis's values when it lists them (a grid); None when it is a range to sample."""
+    return axis if isinstance(axis, list) else None
+
+
+def listed_values(axis: Axis) -> list[Any] | None:
+    """The values an axis picks from: a grid's, or a choice range's; None for a numeric range."""
+    grid = grid_values(axis)
+    if grid is not None:
+        return grid
+    return axis.choice if axis.kind == "choice" else None
+
+
 class Variant(BaseModel):
     """A named bundle of trial settings varied together (e.g. one architecture)."""
 
@@ -173,7 +189,7 @@ class SweepSpec(_Strict):
     metric: Literal[METRICS] = "val_accuracy"  # type: ignore[valid-type]
     mode: Literal["max", "min"] | None = None  # default: max for accuracy, min for loss
     trial: TrialConfig = TrialConfig()
-    axes: dict[str, list[Any] | Range] = {}
+    axes: dict[str, Axis] = {}
     variants: list[Variant] = []
     search: Literal["grid", "random", "optuna"] = "grid"
     num_samples: int = Field(default=1, ge=1, le=MAX_TRIALS)
@@ -238,7 +254,7 @@ class SweepSpec(_Strict):
     @property
     def sampled_keys(self) -> list[str]:
         """The axes given as ranges: a search samples them; they are no grid of fixed values."""
-        return [key for key, axis in self.axes.items() if isinstance(axis, Range)]
+        return [key for key, axis in self.axes.items() if grid_values(axis) is None]
 
     @property
     def varied_keys(self) -> list[str]:
@@ -252,7 +268,8 @@ class SweepSpec(_Strict):
 
     def grid_dimensions(self) -> dict[str, list[Any]]:
         """The dimensions crossed into a grid: list axes, variants, and seeds."""
-        dims: dict[str, list[Any]] = {k: v for k, v in self.axes.items() if isinstance(v, list)}
+        dims: dict[str, list[Any]] = {key: grid for key, axis in self.axes.items()
+                                      if (grid := grid_values(axis)) is not None}
         if self.variants:
             dims["variant"] = [v.value for v in self.variants]
         if self.seeds > 1:

@@ -261,6 +261,8 @@ CLI_CASES = [
      ("--storage foo://bar", "unknown storage scheme 'foo://'", "s3://")),
     ("resume-unknown-scheme", None, ["resume", "foo://bar/t", "--data-dir", "{data}"],
      ("foo://bar/t", "unknown storage scheme 'foo://'")),
+    ("show-unknown-scheme", None, ["show", "foo://bar/t/"],
+     ("foo://bar/t", "unknown storage scheme 'foo://'")),
     ("ls-a-file", None, ["ls", "{res}/done/trials.parquet"],
      ("{res}/done/trials.parquet", "a file, not a folder")),
     ("name-300-chars", OK, [*RUN, "--storage", "{tmp}/store", "--name", "a" * 300], "--name"),

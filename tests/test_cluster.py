@@ -92,10 +92,12 @@ def test_without_address_a_sweep_starts_its_own_ray_beside_a_running_cluster(
 
 
 def test_doctor_checks_every_node(two_nodes, tmp_path, synthetic_dir):
-    ok = run_cli("doctor", "--address", two_nodes.address, "--storage", str(tmp_path),
+    fresh = tmp_path / "fresh"
+    ok = run_cli("doctor", "--address", two_nodes.address, "--storage", str(fresh),
                  "--data-dir", str(synthetic_dir))
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "2 node(s)" in ok.stdout and "FAIL" not in ok.stdout
+    assert not fresh.exists(), "the checks left their empty storage folder behind"
     for check in ("ray version", "fmnist_ray version", "dataset", "storage"):
         assert f"ok   {check}:" in ok.stdout
 
@@ -136,6 +138,27 @@ def test_ray_jobs_refuse_a_relative_storage_and_name_an_unreachable_api(tmp_path
     assert "cannot reach Ray Jobs at http://127.0.0.1:9" in down.stderr
     client = run_cli("sweep", "sweeps/smoke.yaml", "--address", "ray://127.0.0.1:10001")
     assert client.returncode == 2 and "--address http://HEAD:8265" in client.stderr
+
+
+def test_a_dry_run_plans_for_this_machine_a_clusters_nodes_or_none_for_a_job():
+    from fmnist_ray.cluster import nodes_to_plan_for
+    from fmnist_ray.errors import UserError
+    from fmnist_ray.results.preflight import this_machine
+
+    assert nodes_to_plan_for(None) == [this_machine()]
+    with socket.socket() as listening:  # a Ray Jobs API: reachable, its nodes seen by the job
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        assert nodes_to_plan_for(f"http://127.0.0.1:{listening.getsockname()[1]}") == []
+    with pytest.raises(UserError, match="cannot connect"):
+        nodes_to_plan_for(f"127.0.0.1:{free_port()}")
+
+
+def test_a_dry_run_with_address_plans_for_the_clusters_nodes(two_nodes):
+    from fmnist_ray.cluster import nodes_to_plan_for
+
+    sizes = nodes_to_plan_for(two_nodes.address)
+    assert [(n.cpus, n.gpus) for n in sizes] == [(1.0, 0.0), (1.0, 0.0)]
 
 
 def _trial_result_lines(experiment: Path) -> list[dict]:

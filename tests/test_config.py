@@ -4,7 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fmnist_ray.cli.app import app
-from fmnist_ray.config import TrialConfig
+from fmnist_ray.config import SweepSpec, TrialConfig, grid_values, listed_values
 from fmnist_ray.spec.file import load_spec
 
 runner = CliRunner()
@@ -142,6 +142,18 @@ def test_grid_points_merge_variants_axes_and_seeds(tmp_path):
     assert {(c.model, c.seed) for c in configs} == {("mlp", 10), ("mlp", 11), ("cnn", 10),
                                                     ("cnn", 11)}
     assert all(isinstance(c, TrialConfig) and c.epochs == 2 for c in configs)
+
+
+def test_an_axis_is_a_grid_of_listed_values_or_a_range_a_search_samples():
+    spec = SweepSpec(name="axes", search="random", axes={
+        "lr": {"loguniform": [0.0001, 0.1]}, "batch_size": [32, 64],
+        "optimizer": {"choice": ["adam", "sgd"]}})
+    grid, log_range, choice = (spec.axes[k] for k in ("batch_size", "lr", "optimizer"))
+    assert [grid_values(a) for a in (grid, log_range, choice)] == [[32, 64], None, None]
+    assert [listed_values(a) for a in (grid, log_range, choice)] == [
+        [32, 64], None, ["adam", "sgd"]]
+    assert spec.sampled_keys == ["lr", "optimizer"]
+    assert spec.grid_dimensions() == {"batch_size": [32, 64]}
 
 
 def test_shipped_specs_are_valid():

@@ -77,8 +77,10 @@ def show(
 ) -> None:
     """Show a sweep's trials and the configuration it chose (on validation, never test)."""
     from fmnist_ray.report.browse import show_sweep
+    from fmnist_ray.results.storage import results_location
 
-    view = show_sweep(results_dir.rstrip("/"), sort, top)
+    uri, _, _ = results_location(results_dir)
+    view = show_sweep(uri, sort, top)
     if as_json:
         print(json.dumps(view.to_dict()))
         return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,7 +21,6 @@ def doctor(
     data_dir: DataDir = None,
 ) -> None:
     """Check a cluster before a sweep: nodes, versions, storage and dataset; exit 1 on a fault."""
-    from fmnist_ray.cluster import ray_session
     from fmnist_ray.cluster.jobs import is_jobs_address
 
     if is_jobs_address(address):
@@ -30,34 +28,23 @@ def doctor(
                               *(["--data-dir", str(data_dir)] if data_dir else [])],
                     {}, storage, None, no_wait=False)
         return
-    from fmnist_ray.cluster import doctor as checks
+    from fmnist_ray.cluster.doctor import diagnose
 
     if not address:
         console.print("no --address: checking an embedded local Ray on this machine (pass "
                       "--address to check a cluster)", highlight=False)
-    from fmnist_ray.results.storage import is_uri
-
-    local = None if is_uri(storage) else Path(storage).expanduser()
-    made = local is not None and not local.exists()
-    found = [checks.auth_check(address)] if address else []
-    try:
-        with ray_session(address):
-            nodes = checks.nodes()
-            found += checks.run_checks(storage, str(data_dir) if data_dir else None)
-    finally:
-        if made and local.is_dir() and not any(local.iterdir()):
-            local.rmdir()  # the check leaves no empty folder behind
-    table = Table(title=f"{len(nodes)} node(s)", title_justify="left")
+    diagnosis = diagnose(address, storage, str(data_dir) if data_dir else None)
+    table = Table(title=f"{len(diagnosis.nodes)} node(s)", title_justify="left")
     for column in ("node", "address", "role", "CPUs", "GPUs"):
         table.add_column(column)
-    for node in nodes:
+    for node in diagnosis.nodes:
         table.add_row(node.node_id[:12], node.address, "head" if node.is_head else "worker",
                       f"{node.cpus:g}", f"{node.gpus:g}")
     console.print(table)
-    for check in found:
+    for check in diagnosis.checks:
         mark = "[green]ok[/]  " if check.ok else "[bold red]FAIL[/]"
         console.print(f"{mark} {check.name}: {check.detail}", highlight=False)
         if not check.ok:
             console.print(f"      fix: {check.fix}", highlight=False)
-    if not all(c.ok for c in found):
+    if not diagnosis.ok:
         raise typer.Exit(1)

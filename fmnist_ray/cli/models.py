@@ -39,9 +39,10 @@ def export(
     format_of(output, fmt)  # a wrong name is refused before any loading
     from fmnist_ray.model_export.export import config_from_row, export_model, sidecar_metrics
     from fmnist_ray.report.browse import find_trial, newest_checkpoint
+    from fmnist_ray.results.storage import results_location
     from fmnist_ray.training.loop import TrainState
 
-    uri = results_dir.rstrip("/")
+    uri, _, _ = results_location(results_dir)
     _, row = find_trial(uri, trial)
     checkpoint = newest_checkpoint(uri, row)
     state = TrainState.load(checkpoint)

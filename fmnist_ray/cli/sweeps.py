@@ -35,26 +35,6 @@ from fmnist_ray.results.outcomes import ACTIVE, Status
 from fmnist_ray.sweep.progress import LogLines, trials_table
 
 
-def _cluster_nodes(address: str | None) -> list:
-    """The nodes a dry run plans for: this machine, or those of the cluster at `address`
-    (a Ray Jobs address is only checked for reachability: its nodes are seen by the job)."""
-    from fmnist_ray.results.preflight import this_machine
-
-    if not address:
-        return [this_machine()]
-    from fmnist_ray.cluster import check_reachable
-
-    check_reachable(address)
-    from fmnist_ray.cluster.jobs import is_jobs_address
-
-    if is_jobs_address(address):
-        return []
-    from fmnist_ray.cluster import node_sizes, ray_session
-
-    with ray_session(address):
-        return node_sizes()
-
-
 def _print_plan(plan, spec) -> None:
     listed = plan.trials
     title = f"{len(plan.trials)} trial(s)"
@@ -169,9 +149,10 @@ def sweep(
             return
     dataset = load_fashion_mnist(data_dir)
     if dry_run:
+        from fmnist_ray.cluster import nodes_to_plan_for
         from fmnist_ray.sweep.plan import plan_sweep
 
-        nodes = _cluster_nodes(address)
+        nodes = nodes_to_plan_for(address)
         check_resources(spec.resources, nodes, f"the cluster at {address}" if address
                         else "this machine", source=str(spec_file))
         console.print(f"{spec_file}: valid sweep '{spec.name}'")
@@ -242,13 +223,12 @@ def extend(
     --until-decided, add seeds until every comparison is decided or a limit is reached."""
     from fmnist_ray.cluster.jobs import is_jobs_address
     from fmnist_ray.results.driver_lock import check_no_live_driver
-    from fmnist_ray.results.storage import split_experiment_uri
+    from fmnist_ray.results.storage import results_location
     from fmnist_ray.spec.file import read_stored_spec, spec_to_yaml
     from fmnist_ray.sweep.preparation import RunMode, prepare_run
     from fmnist_ray.training.data import load_fashion_mnist
 
-    uri = results_dir.rstrip("/")
-    storage, name = split_experiment_uri(uri)
+    uri, storage, name = results_location(results_dir)
     spec = read_stored_spec(uri, overrides, name)
     if is_jobs_address(address):
         args = ["sweep", "spec.yaml", "--storage", storage, "--extend",
@@ -340,13 +320,12 @@ def resume(
 ) -> None:
     """Continue an interrupted sweep with the spec stored beside its results."""
     from fmnist_ray.cluster.jobs import is_jobs_address
-    from fmnist_ray.results.storage import split_experiment_uri
+    from fmnist_ray.results.storage import results_location
     from fmnist_ray.spec.file import read_stored_spec
     from fmnist_ray.sweep.preparation import RunMode, prepare_run
     from fmnist_ray.training.data import load_fashion_mnist
 
-    uri = results_dir.rstrip("/")
-    storage, name = split_experiment_uri(uri)
+    uri, storage, name = results_location(results_dir)
     if is_jobs_address(address):
         args = ["resume", uri, "--errored", errored.value,
                 *_job_options(no_reuse, data_dir)]

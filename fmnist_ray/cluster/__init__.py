@@ -6,9 +6,10 @@ from fmnist_ray.cluster.session import (
     check_shared_storage,
     current_node_id,
     node_sizes,
+    nodes_to_plan_for,
     ray_session,
     started_here,
 )
 
 __all__ = ["alive_nodes", "check_reachable", "check_shared_storage", "current_node_id",
-           "node_sizes", "ray_session", "started_here"]
+           "node_sizes", "nodes_to_plan_for", "ray_session", "started_here"]

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import platform
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
 
 from fmnist_ray import __version__
 from fmnist_ray.cluster import auth
-from fmnist_ray.cluster.session import alive_nodes, run_on_each_node
+from fmnist_ray.cluster.session import alive_nodes, ray_session, run_on_each_node
 from fmnist_ray.errors import UserError
 from fmnist_ray.results import exports
+from fmnist_ray.results.storage import is_uri
 
 SETUP_HINT = "fix the node's setup (cluster.yaml setup_commands) and restart it"
 
@@ -33,6 +37,35 @@ class NodeInfo:
     cpus: float
     gpus: float
     is_head: bool
+
+
+@dataclass
+class Diagnosis:
+    nodes: list[NodeInfo]
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+
+def diagnose(address: str | None, storage: str, data_dir: str | None = None) -> Diagnosis:
+    """Every check of the cluster at `address`, or of an embedded local Ray without one."""
+    found = [auth_check(address)] if address else []
+    with _no_empty_folder_left(storage), ray_session(address):
+        return Diagnosis(nodes(), found + run_checks(storage, data_dir))
+
+
+@contextmanager
+def _no_empty_folder_left(storage: str) -> Iterator[None]:
+    """The checks leave no empty local storage folder behind where there was none."""
+    local = None if is_uri(storage) else Path(storage).expanduser()
+    made = local is not None and not local.exists()
+    try:
+        yield
+    finally:
+        if made and local.is_dir() and not any(local.iterdir()):
+            local.rmdir()
 
 
 def _node_facts(probe_uri: str, data_dir: str | None) -> dict[str, Any]:

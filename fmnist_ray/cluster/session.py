@@ -18,9 +18,10 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from fmnist_ray.cluster import auth
+from fmnist_ray.cluster.jobs import is_jobs_address
 from fmnist_ray.errors import UserError
-from fmnist_ray.results.preflight import NodeSize
-from fmnist_ray.results.storage import is_uri
+from fmnist_ray.results.preflight import NodeSize, this_machine
+from fmnist_ray.results.storage import is_uri, normalize_storage
 
 START_HINT = "start a cluster with `ray start --head` or `ray up cluster.yaml`, or drop --address"
 
@@ -160,6 +161,18 @@ def node_sizes() -> list[NodeSize]:
     return sizes
 
 
+def nodes_to_plan_for(address: str | None) -> list[NodeSize]:
+    """The nodes a dry run plans for: this machine, or those of the cluster at `address`
+    (a Ray Jobs address is only checked for reachability: its nodes are seen by the job)."""
+    if not address:
+        return [this_machine()]
+    check_reachable(address)
+    if is_jobs_address(address):
+        return []
+    with ray_session(address):
+        return node_sizes()
+
+
 def run_on_each_node(function: Callable[..., Any], *args: Any, timeout: float = 120
                      ) -> list[tuple[dict[str, Any], Any]]:
     """Run `function(*args)` once on every live node (no CPU reserved); (node, result) pairs."""
@@ -179,7 +192,7 @@ def check_shared_storage(storage: str) -> None:
     trials write their checkpoints from whichever node runs them. Checked before any trial."""
     if is_uri(storage) or len(alive_nodes()) < 2:
         return
-    root = Path(storage).expanduser().resolve()
+    root = Path(normalize_storage(storage))
     root.mkdir(parents=True, exist_ok=True)
     marker = root / f".shared-storage-probe-{uuid.uuid4().hex}"
     marker.write_text("fmnist-ray")

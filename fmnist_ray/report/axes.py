@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from fmnist_ray.config import Range, SweepSpec
+from fmnist_ray.config import SweepSpec
 from fmnist_ray.report.formatting import format_value
 
 
@@ -38,7 +38,7 @@ def describe_axis(trials: pd.DataFrame, name: str, spec: SweepSpec | None) -> Ax
     values = trials[name].dropna()
     axis_spec = spec.axes.get(name) if spec else None
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-    if isinstance(axis_spec, Range):
+    if spec is not None and name in spec.sampled_keys:
         continuous = axis_spec.kind in ("uniform", "loguniform") or (
             numeric and values.nunique() > 8)
         log = axis_spec.kind == "loguniform"

@@ -14,6 +14,7 @@ from fmnist_ray.report.load import SweepResults, load_results
 from fmnist_ray.report.page import GENERATOR, render_page
 from fmnist_ray.report.summary import REFERENCE, summarize
 from fmnist_ray.report.verdicts import study_verdicts
+from fmnist_ray.results.storage import results_location
 from fmnist_ray.training.data import CLASS_NAMES
 
 
@@ -88,7 +89,7 @@ def build_report(result_dirs: list[str], output: Path) -> Path:
         return output
     pages, used = [], set()
     for sweep in sweeps:
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", sweep.uri.rstrip("/").rsplit("/", 1)[-1])
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", results_location(sweep.uri)[2])
         name, n = f"{output.stem}-{slug or 'sweep'}", 1
         while (candidate := name if n == 1 else f"{name}-{n}") in used:
             n += 1

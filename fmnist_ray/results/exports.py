@@ -19,7 +19,7 @@ import pyarrow.fs as pafs
 from fmnist_ray.config import TrialConfig
 from fmnist_ray.errors import UserError
 from fmnist_ray.results.outcomes import Status, failed_to_learn
-from fmnist_ray.results.storage import is_uri
+from fmnist_ray.results.storage import is_uri, normalize_storage
 
 TRIALS_FILE = "trials.parquet"
 EPOCHS_FILE = "epochs.parquet"
@@ -147,7 +147,7 @@ def trial_row(trial_id: str, config: TrialConfig, variant: str | None, status: s
 def open_storage(uri: str) -> tuple[pafs.FileSystem, str]:
     """A filesystem and root path for a local directory or a URI such as `s3://bucket/dir`."""
     if not is_uri(uri):
-        return pafs.LocalFileSystem(), str(Path(uri).expanduser().resolve())
+        return pafs.LocalFileSystem(), normalize_storage(uri)
     try:
         return pafs.FileSystem.from_uri(uri)
     except Exception as exc:  # pyarrow raises several types for bad or unreachable URIs
@@ -188,7 +188,7 @@ def find_sweeps(storage: str) -> list[str]:
         entries = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
     except OSError:
         return []
-    base = storage.rstrip("/") if is_uri(storage) else root
+    base = normalize_storage(storage)
     found = [f"{base}/{e.base_name}" for e in entries if e.type == pafs.FileType.Directory
              and fs.get_file_info(f"{e.path}/{TRIALS_FILE}").type == pafs.FileType.File]
     return sorted(found)

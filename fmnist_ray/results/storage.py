@@ -24,17 +24,27 @@ def check_scheme(uri: str, label: str) -> None:
                         f"(or {', '.join(f'{s}://' for s in SCHEMES[3:])})")
 
 
-def split_experiment_uri(uri: str) -> tuple[str, str]:
-    """`results/batch_size` -> (`results`, `batch_size`): the storage (`.` for a bare name)
-    and the sweep name, the inverse of `experiment_uri`."""
-    check_scheme(uri, uri)
-    storage, _, name = uri.rstrip("/").rpartition("/")
-    return storage or ".", name
+def normalize_storage(storage: str) -> str:
+    """A storage root spelt one way: a URI without its trailing `/`, a local directory as an
+    absolute path (a resumed sweep may run from another working directory)."""
+    if is_uri(storage):
+        return storage.rstrip("/")
+    return str(Path(storage).expanduser().resolve())
+
+
+def results_location(results_dir: str) -> tuple[str, str, str]:
+    """`results/batch_size/` -> (`results/batch_size`, `results`, `batch_size`): a sweep's
+    folder as given less its trailing `/`, its storage (`.` for a bare name) and its name;
+    the inverse of `experiment_uri`."""
+    check_scheme(results_dir, results_dir)
+    uri = results_dir.rstrip("/")
+    storage, _, name = uri.rpartition("/")
+    return uri, storage or ".", name
 
 
 def experiment_uri(storage: str, name: str) -> str:
     """Where the sweep `name` keeps its results under `storage` (a directory or a URI)."""
     if is_uri(storage):
         check_scheme(storage, f"--storage {storage}")
-        return f"{storage.rstrip('/')}/{name}"
-    return str(Path(storage).expanduser().resolve() / name)
+        return f"{normalize_storage(storage)}/{name}"
+    return str(Path(normalize_storage(storage)) / name)

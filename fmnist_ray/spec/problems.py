@@ -16,7 +16,17 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from fmnist_ray.config import MAX_TRIALS, TRAIN_IMAGES, Range, Scheduler, SweepSpec, TrialConfig
+from fmnist_ray.config import (
+    MAX_TRIALS,
+    TRAIN_IMAGES,
+    Axis,
+    Range,
+    Scheduler,
+    SweepSpec,
+    TrialConfig,
+    grid_values,
+    listed_values,
+)
 
 MAX_SHOWN = 60  # characters of a value shown in a message
 MAX_COMBINATIONS = 20_000  # trial combinations validated one by one; more are sampled at corners
@@ -190,10 +200,11 @@ def semantic_problems(spec: SweepSpec) -> list[str]:
         if key not in trial_keys:
             problems.append(f"{path}: not a trial setting; {_suggest_key(key, trial_keys)}")
             continue
-        if isinstance(axis, list):
-            if not axis:
+        grid = grid_values(axis)
+        if grid is not None:
+            if not grid:
                 problems.append(f"{path}: empty grid; list at least one value")
-            values = axis
+            values = grid
         else:
             if not axis.kind:
                 problems.append(f"{path}: give exactly one of choice, uniform, loguniform, randint")
@@ -213,10 +224,10 @@ def semantic_problems(spec: SweepSpec) -> list[str]:
                     problems.append(f"{path}.loguniform: a log scale needs low > 0 (got {low})")
         if len(problems) > found:
             continue  # the range itself is wrong; its endpoints would only repeat that
-        if isinstance(axis, list) or axis.kind == "choice":
+        if listed_values(axis) is not None:
             repeated = _repeated(values)
             if repeated:
-                where = path if isinstance(axis, list) else f"{path}.choice"
+                where = path if grid is not None else f"{path}.choice"
                 problems.append(f"{where}: {shown(repeated)} is listed twice; remove the "
                                 f"duplicate (seeds: N repeats every configuration)")
         for value in values:
@@ -237,8 +248,7 @@ def semantic_problems(spec: SweepSpec) -> list[str]:
         except ValidationError as exc:
             problems += [describe(e, f"variants.{i}") for e in exc.errors()]
     devices = [spec.trial.device, *(v.settings.get("device", "") for v in spec.variants)]
-    if isinstance(spec.axes.get("device"), list):
-        devices += spec.axes["device"]
+    devices += grid_values(spec.axes.get("device", [])) or []
     if spec.resources.gpu == 0 and any(str(d).startswith("cuda") for d in devices):
         problems.append("resources.gpu: trials ask for device cuda but reserve no GPU; set "
                         "resources.gpu (e.g. 1 or 0.25) or use device: auto")
@@ -323,12 +333,11 @@ def _count_problems(spec: SweepSpec) -> list[str]:
             f"{MAX_TRIALS:,} a sweep may run; lower it or split the study"]
 
 
-def _search_values(axis: list[Any] | Range) -> list[Any]:
+def _search_values(axis: Axis) -> list[Any]:
     """The values of an axis worth validating: all of a grid or choice, a range's ends."""
-    if isinstance(axis, list):
-        return axis
-    if axis.kind == "choice":
-        return axis.choice
+    listed = listed_values(axis)
+    if listed is not None:
+        return listed
     low, high = getattr(axis, axis.kind)
     if axis.kind == "randint":
         return [low, high]
@@ -403,8 +412,8 @@ def _start_point_problems(spec: SweepSpec) -> list[str]:
 
 def _point_value_problems(spec: SweepSpec, path: str, key: str, value: Any) -> list[str]:
     axis = spec.axes[key]
-    if isinstance(axis, list) or axis.kind == "choice":
-        allowed = axis if isinstance(axis, list) else axis.choice
+    allowed = listed_values(axis)
+    if allowed is not None:
         return [] if value in allowed else [f"{path}: {shown(value)} is not one of the axis's "
                                             f"values {shown(allowed)}; pick one of them"]
     low, high = getattr(axis, axis.kind)

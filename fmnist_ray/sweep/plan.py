@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from fmnist_ray.config import SweepSpec, TrialConfig
+from fmnist_ray.config import SweepSpec, TrialConfig, grid_values
 from fmnist_ray.sweep.store import TrialKeys, TrialStore
 from fmnist_ray.training.data import FashionMNIST, fingerprint
 from fmnist_ray.training.loop import NUMERICS_VERSION, measure_throughput
@@ -47,8 +47,9 @@ def _space(spec: SweepSpec) -> dict[str, str]:
         return {}
     space = {}
     for key, axis in spec.axes.items():
-        if isinstance(axis, list):
-            space[key] = f"choice {axis}"
+        grid = grid_values(axis)
+        if grid is not None:
+            space[key] = f"choice {grid}"
         else:
             space[key] = f"{axis.kind} {getattr(axis, axis.kind)}"
     if spec.variants:

@@ -25,7 +25,7 @@ import pyarrow.fs as pafs
 
 from fmnist_ray.config import TrialConfig
 from fmnist_ray.results.exports import open_storage, write_bytes
-from fmnist_ray.results.storage import is_uri
+from fmnist_ray.results.storage import is_uri, normalize_storage
 
 STORE_DIR = "trial-store"
 INDEX_FILE = "index.json"
@@ -67,9 +67,7 @@ class TrialStore:
     def __init__(self, storage: str):
         # A string only (the store is pickled with Ray's callbacks), and an absolute one: a
         # resumed sweep may run from another working directory.
-        base = storage.rstrip("/") if is_uri(storage) else \
-            str(Path(storage).expanduser().resolve())
-        self.uri = f"{base}/{STORE_DIR}"
+        self.uri = f"{normalize_storage(storage)}/{STORE_DIR}"
 
     def load(self) -> dict[str, StoredTrial]:
         """Every stored trial by key: the index, plus the entries written since it was built."""

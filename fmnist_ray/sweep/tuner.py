@@ -6,7 +6,6 @@ import copy
 import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -16,15 +15,16 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from fmnist_ray.config import Range, SweepSpec
-from fmnist_ray.results.storage import is_uri
+from fmnist_ray.config import Axis, SweepSpec, grid_values
+from fmnist_ray.results.storage import normalize_storage
 from fmnist_ray.sweep.extension import Extension
 
 
-def _dimension(values: list[Any] | Range, searched: bool):
+def _dimension(values: Axis, searched: bool):
     """A Tune search dimension: grids stay grids unless a searcher (Optuna) must sample them."""
-    if isinstance(values, list):
-        return tune.choice(values) if searched else tune.grid_search(values)
+    grid = grid_values(values)
+    if grid is not None:
+        return tune.choice(grid) if searched else tune.grid_search(grid)
     if values.kind == "choice":
         return tune.choice(values.choice)
     if values.kind == "uniform":
@@ -109,7 +109,7 @@ def build_tuner(spec: SweepSpec, trainable, storage: str, callbacks: list,
         scheduler = ASHAScheduler(time_attr="epoch", max_t=spec.max_t,
                                   grace_period=spec.scheduler.grace_period,
                                   reduction_factor=spec.scheduler.reduction_factor)
-    storage_path = storage if is_uri(storage) else str(Path(storage).expanduser().resolve())
+    storage_path = normalize_storage(storage)
     return tune.Tuner(
         trainable,
         param_space=param_space,

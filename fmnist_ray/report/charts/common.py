@@ -25,6 +25,9 @@ STATUS_COLORS = ("#4c78a8", "#f58518", "#9d755d", "#e45756", "#7f7f7f", "#72b7b2
                  "#b279a2")
 # How a value compares with the one chosen on validation (VERDICTS), the same in every chart.
 VERDICT_COLORS = ("#2ca02c", "#9467bd", "#d62728", "#4c78a8", "#b8860b")
+# A study claim's verdict (`verdicts`), on the index page's badges and its chart alike.
+CLAIM_COLORS = {"reproduced": "#2ca02c", "contradicted": "#d62728", "undecided": "#b8860b",
+                "not-testable": "#888888"}
 WIDTH = 380
 HEIGHT = 230
 
@@ -67,6 +70,11 @@ def verdict_color(present: pd.Series) -> alt.Color:
     shown = [v for v in VERDICTS if v in set(present)]
     return alt.Color("verdict:N", title="against the choice", scale=alt.Scale(
         domain=shown, range=[colors[v] for v in shown]))
+
+
+def claim_class(verdict: str) -> str:
+    """A claim verdict without its details: "undecided (needs about 9 seeds)" -> "undecided"."""
+    return verdict.split(" (")[0].replace(" ", "-")
 
 
 def config_color(order: list[str], title: str, ordered: bool = False) -> alt.Color:

@@ -1,0 +1,82 @@
+"""The report's charts, read from their Vega-Lite specs: what each draws, its legends, colours."""
+
+from __future__ import annotations
+
+from fmnist_ray.report import load_results
+from fmnist_ray.report.charts.claims import claims_chart
+from fmnist_ray.report.charts.common import CLAIM_COLORS
+from fmnist_ray.report.findings import sweep_findings
+from fmnist_ray.report.verdicts import study_verdicts
+
+from .test_findings import grid, overfitting_history
+
+
+def layers_of(spec: dict, mark: str) -> list[dict]:
+    """Every layer of a vconcat-of-layers spec drawn with `mark`."""
+    found = []
+    for panel in spec["vconcat"]:
+        for layer in panel["layer"]:
+            kind = layer["mark"] if isinstance(layer["mark"], str) else layer["mark"]["type"]
+            if kind == mark:
+                found.append(layer)
+    return found
+
+
+def rows_of(spec: dict, layer: dict) -> list[dict]:
+    return spec["datasets"][layer["data"]["name"]]
+
+
+def batch_verdicts(tmp_path) -> list[dict]:
+    """The study's claims judged on a batch grid only: the batch claims are decided (one
+    contradicted, one reproduced), the architecture claims not testable."""
+    effects = {16: 0.870, 32: 0.880, 64: 0.881, 128: 0.8805, 512: 0.865}
+    histories = {size: (lambda seed, s=size: overfitting_history(s not in (32, 64), seed))
+                 for size in effects}
+    loaded = load_results(grid(tmp_path / "b", effects, seeds=4, histories=histories))
+    return study_verdicts([loaded], [sweep_findings(loaded)])
+
+
+def test_the_index_chart_draws_each_testable_claim_against_its_margin(tmp_path):
+    verdicts = batch_verdicts(tmp_path)
+    testable = {v["claim"]: v for v in verdicts if v["verdict"] != "not testable"}
+    assert set(testable) == {"Batch size 32-64 is best.",
+                             "Batch size 32-64 cures overfitting."}
+    chart, caption = claims_chart(verdicts)
+    spec = chart.to_dict()
+    # one panel per unit: accuracy points for "is best", loss for the gap left
+    assert [p["title"] for p in spec["vconcat"]] == ["test accuracy, points", "loss"]
+    points = [row for layer in layers_of(spec, "point") for row in rows_of(spec, layer)]
+    assert sorted(r["claim"] for r in points) == sorted(testable)  # one mark per claim
+    for row in points:
+        shown = testable[row["claim"]]["shown"]
+        assert row["verdict"] == testable[row["claim"]]["verdict"]
+        assert row["low"] <= row["estimate"] <= row["high"]
+        assert [row["low"], row["high"]] == shown["interval"]
+        assert row["margin_low"] == -shown["margin"] < 0 < row["margin_high"] == shown["margin"]
+    best = next(r for r in points if r["claim"] == "Batch size 32-64 is best.")
+    assert best["unit"] == "test accuracy, points" and best["margin"] == 0.5
+    assert best["what"] == "32 minus 128"  # the comparison that contradicts it
+    gap = next(r for r in points if r["claim"] == "Batch size 32-64 cures overfitting.")
+    assert gap["what"] == "the gap left" and gap["margin"] == 0.02
+    # each row has its interval bar and its margin band, on the same rows as its dot
+    for kind, x, x2 in (("rule", "low", "high"), ("bar", "margin_low", "margin_high")):
+        drawn = [layer for layer in layers_of(spec, kind) if layer["encoding"].get("y")]
+        assert len(drawn) == 2
+        for layer in drawn:
+            assert layer["encoding"]["x"]["field"] == x and layer["encoding"]["x2"]["field"] == x2
+            assert layer["encoding"]["y"]["field"] == "claim"
+    # the legend lists the verdicts drawn, in the index's colours; the tooltip names the verdict
+    scale = layers_of(spec, "point")[0]["encoding"]["color"]["scale"]
+    assert scale["domain"] == ["reproduced", "contradicted"]
+    assert scale["range"] == [CLAIM_COLORS["reproduced"], CLAIM_COLORS["contradicted"]]
+    tooltip = layers_of(spec, "point")[0]["encoding"]["tooltip"]
+    assert {"field": "verdict", "type": "nominal"} in tooltip
+    # not-testable claims are named under the chart
+    assert "Not drawn (not testable here, or no interval): Dropout cures overfitting; " in caption
+    for v in verdicts:
+        assert (v["claim"].rstrip(".") in caption) == (v["claim"] not in testable)
+
+
+def test_no_testable_claim_draws_no_chart():
+    assert claims_chart([{"claim": "A CNN beats an MLP.", "verdict": "not testable",
+                          "shown": None}]) is None

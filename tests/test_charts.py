@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from fmnist_ray.report import load_results
+import itertools
+import math
+
+import pytest
+
+from fmnist_ray.report import build_report, load_results
 from fmnist_ray.report.charts.claims import claims_chart
-from fmnist_ray.report.charts.common import CLAIM_COLORS
+from fmnist_ray.report.charts.common import CLAIM_COLORS, ORDINAL_COLORS, ordinal_colors
 from fmnist_ray.report.findings import sweep_findings
 from fmnist_ray.report.verdicts import study_verdicts
 
 from .test_findings import grid, overfitting_history
+from .test_report import page_specs
 
 
 def layers_of(spec: dict, mark: str) -> list[dict]:
@@ -80,3 +86,43 @@ def test_the_index_chart_draws_each_testable_claim_against_its_margin(tmp_path):
 def test_no_testable_claim_draws_no_chart():
     assert claims_chart([{"claim": "A CNN beats an MLP.", "verdict": "not testable",
                           "shown": None}]) is None
+
+
+def lab(color: str) -> tuple[float, float, float]:
+    """CIELAB (D65) of a #rrggbb colour."""
+    srgb = [int(color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = [((c + 0.055) / 1.055) ** 2.4 if c > 0.04045 else c / 12.92 for c in srgb]
+    xyz = ((0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047,
+           0.2126 * r + 0.7152 * g + 0.0722 * b,
+           (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883)
+    fx, fy, fz = [t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116 for t in xyz]
+    return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
+
+
+def config_scales(spec) -> list[dict]:
+    """Every colour scale keyed on the configuration, anywhere in a spec."""
+    if isinstance(spec, list):
+        return [s for item in spec for s in config_scales(item)]
+    if not isinstance(spec, dict):
+        return []
+    color = spec.get("color")
+    own = [color["scale"]] if isinstance(color, dict) and color.get("field") == "config" else []
+    return own + [s for value in spec.values() for s in config_scales(value)]
+
+
+@pytest.mark.parametrize("count", range(2, len(ORDINAL_COLORS) + 1))
+def test_neighbouring_ordinal_colours_are_clearly_apart(count):
+    colors = ordinal_colors(count)
+    assert len(set(colors)) == count and colors[0] == ORDINAL_COLORS[0]
+    for a, b in itertools.pairwise(colors):
+        assert math.dist(lab(a), lab(b)) >= 30, (a, b)  # CIELAB ΔE: about 2 is just visible
+
+
+def test_curves_over_an_ordered_setting_step_through_the_ordinal_colours(tmp_path):
+    sizes = [16, 32, 64, 128, 256, 512]
+    uri = grid(tmp_path / "b", dict.fromkeys(sizes, 0.88))
+    page = build_report([uri], tmp_path / "b.html").read_text()
+    scales = config_scales(page_specs(page))
+    assert scales  # the learning curves and the gap over epochs
+    for scale in scales:
+        assert scale == {"domain": [str(s) for s in sizes], "range": ordinal_colors(6)}

@@ -5,11 +5,13 @@ from __future__ import annotations
 import itertools
 import math
 
+import pandas as pd
 import pytest
 
 from fmnist_ray.report import build_report, load_results
 from fmnist_ray.report.charts.claims import claims_chart
 from fmnist_ray.report.charts.common import CLAIM_COLORS, ORDINAL_COLORS, ordinal_colors
+from fmnist_ray.report.charts.overfitting import epoch_markers
 from fmnist_ray.report.findings import sweep_findings
 from fmnist_ray.report.verdicts import study_verdicts
 
@@ -126,3 +128,21 @@ def test_curves_over_an_ordered_setting_step_through_the_ordinal_colours(tmp_pat
     assert scales  # the learning curves and the gap over epochs
     for scale in scales:
         assert scale == {"domain": [str(s) for s in sizes], "range": ordinal_colors(6)}
+
+
+def test_epoch_markers_sit_on_their_trials_rows_and_the_legend_lists_what_is_drawn():
+    frame = pd.DataFrame({"trial": ["a · 16", "b · 32"], "status": ["completed"] * 2,
+                          "best_epoch": [3.0, 5.0], "turn_epoch": [math.nan, math.nan],
+                          "last_epoch": [8.0, 5.0]})
+    spec = epoch_markers(frame).to_dict()
+    span, marks = spec["layer"]
+    assert "yOffset" not in marks["encoding"]  # on the row's centre, where its span is drawn
+    assert marks["encoding"]["y"] == span["encoding"]["y"]
+    assert marks["encoding"]["y"]["sort"] == ["a · 16", "b · 32"]
+    drawn = ["best validation epoch (weights tested)", "last epoch trained"]  # no turn epoch
+    for channel in ("shape", "color"):
+        assert marks["encoding"][channel]["scale"]["domain"] == drawn
+    sizes = {row["marker"]: row["px"] for row in spec["datasets"][marks["data"]["name"]]}
+    assert marks["encoding"]["size"] == {"field": "px", "scale": None, "type": "quantitative"}
+    assert sizes["last epoch trained"] > sizes["best validation epoch (weights tested)"]
+    assert marks["encoding"]["order"]["field"] == "z"  # the larger square drawn underneath

@@ -433,6 +433,15 @@ def test_every_chart_renders_offline_in_chromium(tmp_path):
     assert expected == len(page_specs(page.read_text())) >= 12
 
 
+@needs_chromium
+def test_the_study_index_and_its_claims_chart_render_in_chromium(tmp_path):
+    index = build_report([batch_size_sweep(tmp_path / "batch"), study_sweep(tmp_path / "study")],
+                         tmp_path / "out" / "study.html")
+    specs = page_specs(index.read_text())
+    assert len(specs) == 1 and "vconcat" in specs[0]  # the claims chart
+    assert assert_every_chart_rendered(render_in_chromium(index, tmp_path)) == 1
+
+
 # ---- on the results of a real sweep -----------------------------------------------------------
 
 @pytest.fixture(scope="module")

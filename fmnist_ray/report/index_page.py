@@ -8,18 +8,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fmnist_ray.report.analysis import status_counts
+from fmnist_ray.report.charts.claims import claims_chart
+from fmnist_ray.report.charts.common import CLAIM_COLORS, claim_class
 from fmnist_ray.report.findings import SweepFindings
 from fmnist_ray.report.formatting import points
 from fmnist_ray.report.load import SweepResults
-from fmnist_ray.report.page import html_head
+from fmnist_ray.report.page import chart_runtime, figure, html_head, render_status
 from fmnist_ray.report.verdicts import headline
 
 VERDICT_STYLE = """
 .verdict { padding: 1px 8px; border-radius: 9px; color: #fff; font-size: 12px;
            white-space: nowrap; }
-.verdict.reproduced { background: #2ca02c; } .verdict.contradicted { background: #d62728; }
-.verdict.not-testable { background: #888; } .verdict.undecided { background: #b8860b; }
-"""
+""" + "".join(f".verdict.{c} {{ background: {color}; }}\n" for c, color in CLAIM_COLORS.items())
 
 
 def _finding(found: SweepFindings) -> str:
@@ -61,10 +61,13 @@ def render_index(rows: list[dict], verdicts: list[dict], reference: dict,
                   if s.strip()]
         links = ", ".join(f'<a href="{html.escape(pages[s])}">{html.escape(s)}</a>'
                           if s in pages else html.escape(s) for s in sweeps)
-        css = v["verdict"].split(" (")[0].replace(" ", "-")
+        css = claim_class(v["verdict"])
         claims.append(f"<tr><td>{html.escape(v['claim'])}</td>"
                       f'<td><span class="verdict {css}">{html.escape(v["verdict"])}</span></td>'
                       f"<td>{html.escape(v['evidence'])}</td><td>{links}</td></tr>")
+    specs: list[dict] = []
+    drawn = claims_chart(verdicts)
+    chart = f'<div class="charts">{figure(*drawn, specs)}</div>\n' if drawn else ""
     top = headline(found) if found else None
     best = f"<p><b>{html.escape(top['text'])}</b></p>\n" if top else ""
     head = ("sweep", "description", "trials", "chosen on validation",
@@ -82,7 +85,8 @@ def render_index(rows: list[dict], verdicts: list[dict], reference: dict,
     header = "".join(f"<th>{h}</th>" for h in head)
     written = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (html_head("Fashion-MNIST study").replace("</style>", VERDICT_STYLE + "</style>")
-            + "<body>\n<h1>Fashion-MNIST study: what the sweeps show</h1>\n"
+            + "<body>\n" + render_status(len(specs))
+            + "<h1>Fashion-MNIST study: what the sweeps show</h1>\n"
             f'<p class="meta">{len(rows)} sweeps · the original study: '
             f'{html.escape(reference["model"])} best at test accuracy '
             f'{reference["test_accuracy"]}, test loss {reference["test_loss"]} · every choice is '
@@ -91,7 +95,8 @@ def render_index(rows: list[dict], verdicts: list[dict], reference: dict,
             '<h2 id="verdicts">The original study, claim by claim</h2>\n'
             '<div class="table"><table class="index"><thead><tr><th>claim</th><th>verdict</th>'
             "<th>evidence (95%, seed noise from the sweep)</th><th>sweep</th></tr></thead>"
-            f'<tbody>{"".join(claims)}</tbody></table></div>\n'
+            f'<tbody>{"".join(claims)}</tbody></table></div>\n{chart}'
             '<h2 id="sweeps">The sweeps</h2>\n'
             f'<div class="table"><table class="index"><thead><tr>{header}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>\n</body>\n</html>\n')
+            f'<tbody>{"".join(body)}</tbody></table></div>\n{chart_runtime(specs)}'
+            "</body>\n</html>\n")

@@ -108,6 +108,29 @@ def html_head(title: str) -> str:
             f"</head>\n")
 
 
+def figure(chart: alt.TopLevelMixin, caption: str, specs: list[dict]) -> str:
+    """A chart's <figure>, its spec appended to `specs` (the page's chart-N numbering)."""
+    with alt.data_transformers.disable_max_rows():
+        specs.append(chart.to_dict())
+    text = f"<figcaption>{html.escape(caption.strip())}</figcaption>" if caption else ""
+    return f'<figure><div class="chart" id="chart-{len(specs) - 1}"></div>{text}</figure>'
+
+
+def render_status(expected: int) -> str:
+    """The render-status marker and the console capture, first thing in the <body>."""
+    return (f'<div id="render-status" data-expected="{expected}" data-done="false" hidden>'
+            f'</div>\n<ul id="render-problems" hidden></ul>\n<script>{CAPTURE_JS}</script>\n')
+
+
+def chart_runtime(specs: list[dict]) -> str:
+    """The charts' specs, the inlined Vega runtime and the script that embeds them, last
+    thing in the <body>."""
+    return ("<noscript>The charts need JavaScript.</noscript>\n"
+            f'<script type="application/json" id="chart-specs">{_script_json(specs)}</script>\n'
+            f'<script type="application/json" id="embed-options">{_script_json(EMBED_OPTIONS)}'
+            f"</script>\n<script>{vega_bundle()}</script>\n<script>{EMBED_JS}</script>\n")
+
+
 def render_page(results: SweepResults, summary: list[str], found: SweepFindings,
                 best: pd.Series | None, class_names, index: str | None = None) -> str:
     """One sweep's self-contained page: header, summary, what is missing, charts, trials."""
@@ -119,11 +142,7 @@ def render_page(results: SweepResults, summary: list[str], found: SweepFindings,
         parts += [f"<p>{html.escape(n)}</p>" for n in section.notes]
         figures = []
         for chart, caption in section.charts:
-            with alt.data_transformers.disable_max_rows():
-                specs.append(chart.to_dict())
-            text = f"<figcaption>{html.escape(caption.strip())}</figcaption>" if caption else ""
-            figures.append(f'<figure><div class="chart" id="chart-{len(specs) - 1}"></div>'
-                           f"{text}</figure>")
+            figures.append(figure(chart, caption, specs))
         if figures:
             parts.append(f'<div class="charts">{"".join(figures)}</div>')
         parts.append(section.html)
@@ -139,17 +158,11 @@ def render_page(results: SweepResults, summary: list[str], found: SweepFindings,
         nav = f'<a href="{html.escape(index)}">← all sweeps</a>' + nav
     missing = ("".join(f"<li>{html.escape(m)}</li>" for m in results.missing)
                or "<li>Nothing: every planned trial is exported with its epochs.</li>")
-    return (html_head(f"Sweep {results.name}") + "<body>\n"
-            f'<div id="render-status" data-expected="{len(specs)}" data-done="false" hidden>'
-            f'</div>\n<ul id="render-problems" hidden></ul>\n<script>{CAPTURE_JS}</script>\n'
-            f"<h1>Sweep {html.escape(results.name)}</h1>\n"
+    return (html_head(f"Sweep {results.name}") + "<body>\n" + render_status(len(specs))
+            + f"<h1>Sweep {html.escape(results.name)}</h1>\n"
             + (f"<p>{html.escape(spec.description)}</p>\n" if spec and spec.description else "")
             + f'<p class="meta">{html.escape(" · ".join(about))}</p>\n<nav>{nav}</nav>\n'
             '<h2 id="summary">Summary</h2>\n<ul class="summary">'
             + "".join(f"<li>{html.escape(line)}</li>" for line in summary) + "</ul>\n"
             f'<h3>What is missing</h3>\n<ul class="missing">{missing}</ul>\n'
-            + "\n".join(parts) + "\n<noscript>The charts need JavaScript.</noscript>\n"
-            f'<script type="application/json" id="chart-specs">{_script_json(specs)}</script>\n'
-            f'<script type="application/json" id="embed-options">{_script_json(EMBED_OPTIONS)}'
-            f"</script>\n<script>{vega_bundle()}</script>\n<script>{EMBED_JS}</script>\n"
-            "</body>\n</html>\n")
+            + "\n".join(parts) + "\n" + chart_runtime(specs) + "</body>\n</html>\n")

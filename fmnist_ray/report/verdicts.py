@@ -16,14 +16,14 @@ predicts, decided together over the index page's comparisons (Holm). A claim is
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from fmnist_ray.report.analysis import choose, completed, config_table
+from fmnist_ray.report.claim import LOSS_UNIT, Claim, Shown
 from fmnist_ray.report.differences import (
     Difference,
     decide,
@@ -40,24 +40,6 @@ from fmnist_ray.report.summary import CONVOLUTIONAL, REFERENCE
 
 SMALL_BATCHES = ("32", "64")
 LOSS_MARGIN = 0.02  # test loss: a figure within this of the reference's reproduces it
-
-
-@dataclass
-class Claim:
-    """A claim while it is judged: the differences it rests on, and how to read them once
-    they are decided."""
-
-    claim: str
-    sweep: str | None
-    differences: list[Difference] = field(default_factory=list)
-    judge: Callable[[], tuple[str, str]] | None = None  # -> (verdict, evidence)
-    verdict: str = "not testable"
-    evidence: str = ""
-
-    def to_json(self) -> dict:
-        main = self.differences[0] if self.differences else None
-        return {"claim": self.claim, "verdict": self.verdict, "evidence": self.evidence,
-                "sweep": self.sweep, "effect": main.to_json() if main else None}
 
 
 def _untestable(claim: str, why: str, sweep: str | None = None) -> Claim:
@@ -120,6 +102,7 @@ def _batch_best(sweeps, found) -> Claim:
     for other in outside:
         result.differences.append(welch(mine, _accuracies(sweep, "batch_size", other.value),
                                         sweep_found.margin))
+        result.labels.append(f"{best.value} minus {other.value}")
 
     def judge():
         parts = [f"{best.value} minus {o.value}: {_effect(d)}, {d.verdict}"
@@ -139,7 +122,8 @@ def _gap_claim(claim: str, sweep: str, remaining: tuple[float, float], remaining
     """`claim` that something cures overfitting: it must narrow the gap beyond the noise and
     leave none (the gap left within ±`gap_margin` of zero); a gap that remains beyond
     `gap_margin` contradicts it."""
-    result = Claim(claim, sweep, [d for _, d in narrowing])
+    result = Claim(claim, sweep, [d for _, d in narrowing],
+                   labels=[f"{label}: gap change" for label, _ in narrowing], unit=LOSS_UNIT)
     words = {"better": "narrower", "worse": "wider"}
 
     def judge():
@@ -150,11 +134,15 @@ def _gap_claim(claim: str, sweep: str, remaining: tuple[float, float], remaining
                 f"closed means within ±{gap_margin:g})" if math.isfinite(low) else
                 f"the gap left is {remaining_mean:.3f} (one seed)")
         evidence = f"{changes}; {left}."
+        if math.isfinite(low):  # the gap left decides unless a change is worse
+            result.shown = Shown("the gap left", LOSS_UNIT, remaining_mean, low, high,
+                                 gap_margin)
         narrows = all(d.verdict == "better" for d in result.differences)
         if math.isfinite(low) and low > gap_margin:
             return "contradicted", (("It narrows the gap but does not close it: " if narrows
                                      else "A gap remains: ") + evidence)
         if any(d.verdict == "worse" for d in result.differences):
+            result.shown = None  # the change that widens it: `deciding`
             return "contradicted", "The gap widens: " + evidence
         if narrows and math.isfinite(high) and -gap_margin <= low and high <= gap_margin:
             return "reproduced", evidence
@@ -223,7 +211,8 @@ def _deeper(found) -> Claim:
     most = max(min(p.accuracy.n_a, p.accuracy.n_b) for _, p in pairs)
     pairs = [(s, p) for s, p in pairs if min(p.accuracy.n_a, p.accuracy.n_b) == most]
     result = Claim(claim, join_words(sorted({s.name for s, _ in pairs})),
-                   [replace(p.accuracy) for _, p in pairs])
+                   [replace(p.accuracy) for _, p in pairs],
+                   labels=[f"{p.context}: {p.low} → {p.high}" for _, p in pairs])
 
     def judge():
         return _benefits(result.differences), "; ".join(
@@ -264,7 +253,7 @@ def _architectures(sweeps: list[SweepResults], found: list[SweepFindings]) -> li
             best_mlp = choose(mlp, "metric", maximize)
             d = welch(_accuracies(sweep, "config", best_cnn),
                       _accuracies(sweep, "config", best_mlp), margin)
-            claim = Claim(cnn_claim, sweep.name, [d])
+            claim = Claim(cnn_claim, sweep.name, [d], labels=[f"{best_cnn} minus {best_mlp}"])
             claim.judge = lambda d=d, a=best_cnn, b=best_mlp: (_benefits([d]), (
                 f"Best of each family on validation: {a} minus {b}, test accuracy "
                 f"{_effect(d)}, {d.verdict} (margin ±{points(d.margin)} points)."))
@@ -286,7 +275,8 @@ def _deep_claims(sweep: SweepResults, found: SweepFindings, table: pd.DataFrame,
     mine = _accuracies(sweep, "config", deep)
     others = [c for c in table.index if c != deep]
     best = Claim(deep_claim, sweep.name,
-                 [welch(mine, _accuracies(sweep, "config", c), found.margin) for c in others])
+                 [welch(mine, _accuracies(sweep, "config", c), found.margin) for c in others],
+                 labels=[f"{deep} minus {c}" for c in others])
     best.judge = lambda: (_benefits(best.differences), "; ".join(
         f"{deep} minus {c}: {_effect(d)}, {d.verdict}"
         for c, d in zip(others, best.differences, strict=True))
@@ -297,6 +287,8 @@ def _deep_claims(sweep: SweepResults, found: SweepFindings, table: pd.DataFrame,
     ref = REFERENCE["test_accuracy"]
     accuracy = Claim(accuracy_claim, sweep.name, [_figure(row["test_accuracy"], low, high, ref,
                                                           found.margin, n)])
+    accuracy.shown = Shown.of(f"{deep}: mean {row['test_accuracy']:.4f} minus the study's {ref}",
+                              accuracy.differences[0], reference=ref)
     sampling = 1.96 * test_sampling_se(row["test_accuracy"])
     room = found.margin - abs(row["test_accuracy"] - ref)
     verdict = _against_figure(low, high, ref, found.margin)
@@ -322,6 +314,8 @@ def _deep_claims(sweep: SweepResults, found: SweepFindings, table: pd.DataFrame,
     ref_loss = REFERENCE["test_loss"]
     loss = Claim(loss_claim, sweep.name, [_figure(row["test_loss"], loss_low, loss_high,
                                                   ref_loss, LOSS_MARGIN, n)])
+    loss.shown = Shown.of(f"{deep}: mean {row['test_loss']:.4f} minus the study's {ref_loss}",
+                          loss.differences[0], LOSS_UNIT, reference=ref_loss)
     loss.judge = lambda: (_against_figure(loss_low, loss_high, ref_loss, LOSS_MARGIN), (
         f"{deep}: mean test loss {row['test_loss']:.4f} over {n} seeds, 95% interval "
         f"{loss_low:.4f}-{loss_high:.4f} (seed noise only), against the study's {ref_loss} "
@@ -380,4 +374,5 @@ def study_verdicts(sweeps: list[SweepResults], found: list[SweepFindings]) -> li
     for claim in claims:
         if claim.judge is not None:
             claim.verdict, claim.evidence = claim.judge()
+            claim.shown = claim.shown or claim.deciding()
     return [c.to_json() for c in claims]

@@ -25,6 +25,15 @@ STATUS_COLORS = ("#4c78a8", "#f58518", "#9d755d", "#e45756", "#7f7f7f", "#72b7b2
                  "#b279a2")
 # How a value compares with the one chosen on validation (VERDICTS), the same in every chart.
 VERDICT_COLORS = ("#2ca02c", "#9467bd", "#d62728", "#4c78a8", "#b8860b")
+# An ordered setting's values (batch sizes, learning rates), low to high: dark blue through
+# teal, green, olive and orange to dark red. Hue and lightness both step, so neighbours stay
+# apart (at least 33 CIELAB units for any count picked by `ordinal_colors`); viridis on six
+# values left the three smallest nearly the same blue.
+ORDINAL_COLORS = ("#1b3a8c", "#1f78b4", "#17a3a3", "#33a02c", "#9a9a00", "#f08c00", "#d7301f",
+                  "#8c0d3f")
+# A study claim's verdict (`verdicts`), on the index page's badges and its chart alike.
+CLAIM_COLORS = {"reproduced": "#2ca02c", "contradicted": "#d62728", "undecided": "#b8860b",
+                "not-testable": "#888888"}
 WIDTH = 380
 HEIGHT = 230
 
@@ -69,11 +78,25 @@ def verdict_color(present: pd.Series) -> alt.Color:
         domain=shown, range=[colors[v] for v in shown]))
 
 
+def claim_class(verdict: str) -> str:
+    """A claim verdict without its details: "undecided (needs about 9 seeds)" -> "undecided"."""
+    return verdict.split(" (")[0].replace(" ", "-")
+
+
+def ordinal_colors(n: int) -> list[str]:
+    """`n` colours in value order, spread evenly over ORDINAL_COLORS (ends included)."""
+    last = len(ORDINAL_COLORS) - 1
+    return [ORDINAL_COLORS[round(i * last / (n - 1))] if n > 1 else ORDINAL_COLORS[0]
+            for i in range(n)]
+
+
 def config_color(order: list[str], title: str, ordered: bool = False) -> alt.Color:
-    """One colour per configuration: a sequential ramp for an ordered setting (batch size,
-    learning rate), distinct hues otherwise."""
-    if ordered:
-        scheme = alt.Scale(domain=order, scheme={"name": "viridis", "extent": [0, 0.9]})
+    """One colour per configuration: for an ordered setting (batch size, learning rate) steps
+    in value order that neighbours can tell apart, distinct hues otherwise."""
+    if ordered and len(order) <= len(ORDINAL_COLORS):
+        scheme = alt.Scale(domain=order, range=ordinal_colors(len(order)))
+    elif ordered:  # more values than clear steps: distinct hues, still in value order
+        scheme = alt.Scale(domain=order, scheme="category20")
     else:
         scheme = alt.Scale(domain=order, scheme="tableau10" if len(order) <= 10
                            else "category20")

@@ -61,18 +61,28 @@ def epoch_markers(frame: pd.DataFrame) -> alt.LayerChart:
              "turn_epoch": "lowest validation loss (turns upward after)",
              "last_epoch": "last epoch trained"}
     long["marker"] = long["marker"].map(names)
+    drawn = [n for n in names.values() if n in set(long["marker"])]  # the legend lists these
+    style = {names["best_epoch"]: ("circle", "#2ca02c", 110, 2),  # shape, colour, size, z
+             names["turn_epoch"]: ("diamond", "#d62728", 55, 3),
+             names["last_epoch"]: ("square", "#555555", 240, 1)}
+    long["px"] = long["marker"].map({n: v[2] for n, v in style.items()})  # area, unscaled
+    long["z"] = long["marker"].map({n: v[3] for n, v in style.items()})
     order = list(frame["trial"])
     y = alt.Y("trial:N", sort=order, title=None, axis=alt.Axis(labelLimit=300))
     span = alt.Chart(frame).mark_rule(color="#bbb", strokeWidth=2).encode(
         y=y, x=epoch_x(frame["last_epoch"], "best_epoch"),
         x2="last_epoch:Q")
     legend = alt.Legend(labelLimit=320, orient="bottom", direction="vertical")
-    marks = alt.Chart(long).mark_point(size=80, filled=True, opacity=0.95).encode(
-        y=y, x="epoch:Q", yOffset=alt.YOffset("marker:N", sort=list(names.values())),
-        shape=alt.Shape("marker:N", title=None, legend=legend, scale=alt.Scale(
-            domain=list(names.values()), range=["circle", "diamond", "square"])),
-        color=alt.Color("marker:N", title=None, legend=legend, scale=alt.Scale(
-            domain=list(names.values()), range=["#2ca02c", "#d62728", "#555555"])),
+
+    def channel(kind, i: int):
+        return kind("marker:N", title=None, legend=legend, scale=alt.Scale(
+            domain=drawn, range=[style[n][i] for n in drawn]))
+
+    # Every marker on its trial's row, over the span; markers on the same epoch nest, the
+    # largest (last epoch) at the bottom and the smallest (lowest loss) on top, by `z`.
+    marks = alt.Chart(long).mark_point(filled=True, opacity=0.95).encode(
+        y=y, x="epoch:Q", shape=channel(alt.Shape, 0), color=channel(alt.Color, 1),
+        size=alt.Size("px:Q", scale=None), order=alt.Order("z:Q"),
         tooltip=["trial:N", "status:N", "marker:N", "epoch:Q"])
     return (span + marks).properties(title="Best epoch vs last epoch", width=WIDTH + 120,
                                      height=max(60, 24 * len(order)))
@@ -84,8 +94,8 @@ def _epoch_marker_chart(results: SweepResults,
     frame["trial"] = trial_labels(frame)
     frame = in_config_order(frame, results.configs, "trial")
     caption = ("Green: the epoch whose weights were tested; red: lowest validation loss; "
-               "grey: last epoch trained. A long green-to-grey span means training went on "
-               "past its best.")
+               "grey: last epoch trained (markers on the same epoch nest). A long "
+               "green-to-grey span means training went on past its best.")
     return epoch_markers(frame[["trial", "status", "best_epoch", "turn_epoch",
                                 "last_epoch"]]), caption
 

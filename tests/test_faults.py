@@ -118,7 +118,7 @@ def test_storage_that_fills_up_ends_the_sweep_with_one_line_and_resume_completes
     grow()
     result = run_cli("resume", str(experiment), "--errored", "resume", "--quiet",
                      "--data-dir", str(synthetic_dir))
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
     _all_completed(experiment, 2)
     epochs = pd.read_parquet(experiment / "epochs.parquet")
     assert not epochs.duplicated(["trial_id", "epoch"]).any()

@@ -31,7 +31,7 @@ from fmnist_ray.sweep.extension import Extension
 from fmnist_ray.sweep.preparation import Prepared, RunMode, prepare_run
 from fmnist_ray.sweep.store import TrialKeys, TrialStore
 from fmnist_ray.sweep.trainable import trainable
-from fmnist_ray.sweep.tuner import build_tuner, trials_on_idle_workers
+from fmnist_ray.sweep.tuner import build_param_space, build_tuner, trials_on_idle_workers
 from fmnist_ray.training.data import FashionMNIST, fingerprint
 from fmnist_ray.training.loop import NUMERICS_VERSION
 
@@ -138,9 +138,7 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, prepared: Pre
     began = time.monotonic()
     try:
         if resume:
-            _fit(tune.Tuner.restore(
-                uri, trainable=run_trial, resume_unfinished=True,
-                resume_errored=errored == "resume", restart_errored=errored == "restart"))
+            _fit(_restore(uri, spec, run_trial, errored))
         elif extension is None or extension.trials:  # else it adds confirmations only
             exporter = ResultsExporter(spec, uri, store=store, keys=keys, kept=kept)
             tuner = build_tuner(spec, run_trial, storage, [exporter], extension)
@@ -178,6 +176,21 @@ def _unstarted(spec: SweepSpec, uri: str, began: float) -> int:
     trials = exports.read_table(uri, exports.TRIALS_FILE)
     own = (trials["role"] != exports.CONFIRMATION).sum() if "role" in trials else len(trials)
     return max(0, spec.trial_count() - int(own))
+
+
+def _restore(uri: str, spec: SweepSpec, run_trial, errored: str) -> tune.Tuner:
+    """Ray's run saved at `uri`, to continue. A sweep's own run gets its search space again
+    (Tune rebuilds the grid from it where the generator's saved state was lost, as on a full
+    disk); an extension's or a confirmation's run, whose points came whole from a searcher,
+    has none, and Tune refuses one with other keys: it keeps the saved one."""
+    options = {"trainable": run_trial, "resume_unfinished": True,
+               "resume_errored": errored == "resume", "restart_errored": errored == "restart"}
+    try:
+        return tune.Tuner.restore(uri, param_space=build_param_space(spec), **options)
+    except ValueError as exc:
+        if "param_space" not in str(exc):
+            raise
+        return tune.Tuner.restore(uri, **options)
 
 
 def _fit(tuner: tune.Tuner) -> None:

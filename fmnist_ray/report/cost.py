@@ -95,7 +95,8 @@ class ValueCost:
     def to_json(self) -> dict:
         return {"value": self.value, "verdict": self.verdict, "timed_trials": self.timed,
                 "seconds_mean": self.seconds_mean, "seconds_sd": self.seconds_sd,
-                "seconds_range": [self.seconds_min, self.seconds_max], "params": self.params,
+                "seconds_range": [self.seconds_min, self.seconds_max],
+                "params": round(self.params) if math.isfinite(self.params) else None,
                 "test_accuracy": self.test_accuracy,
                 "test_accuracy_interval": [self.ci_low, self.ci_high], "pareto": self.pareto,
                 "dominated_by": self.dominated_by}

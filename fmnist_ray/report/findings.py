@@ -23,6 +23,7 @@ from fmnist_ray.report.analysis import (
     overfitting_by_trial,
 )
 from fmnist_ray.report.compare import AxisFinding, axis_sentence, grid_findings
+from fmnist_ray.report.cost import AxisCost, axis_costs
 from fmnist_ray.report.differences import decide, detectable_difference
 from fmnist_ray.report.load import SweepResults
 from fmnist_ray.report.overfit import Pair, by_config, sweep_pairs
@@ -73,6 +74,7 @@ class SweepFindings:
     overfitting: pd.DataFrame = field(default_factory=pd.DataFrame)
     pairs: list[Pair] = field(default_factory=list)
     looks: int = 1  # analyses the seeds were added for; each tests at alpha / looks
+    cost: list[AxisCost] = field(default_factory=list)  # axes whose values change the work
 
     def detectable(self) -> float:
         """The smallest difference between two means of the chosen value's seeds that this
@@ -113,7 +115,8 @@ class SweepFindings:
             "rungs": [r.to_json() for r in self.rungs],
             "failures": self.failures,
             "overfitting": {str(c): r.to_dict() for c, r in per_config.iterrows()},
-            "matched_pairs": [p.to_json() for p in self.pairs]})
+            "matched_pairs": [p.to_json() for p in self.pairs],
+            "cost": [c.to_json() for c in self.cost]})
 
 
 def clean(value):
@@ -212,4 +215,5 @@ def sweep_findings(results: SweepResults, looks: int | None = None) -> SweepFind
     return SweepFindings(results.name, results.uri, results.metric, search, margin,
                          analysis_of(results).gap_margin, family,
                          noise, test_sampling_se(accuracy), chosen, shown, rungs, notes,
-                         _failure_lines(results), per_trial, pairs, looks)
+                         _failure_lines(results), per_trial, pairs, looks,
+                         axis_costs(results, shown))

@@ -40,7 +40,7 @@ def sweep_sections(results: SweepResults, found: SweepFindings, best: pd.Series 
     asha = results.spec is not None and results.spec.scheduler.type == "asha"
     if asha or (results.trials["status"] == "early_stopped").any():
         sections.append(asha_section(results))
-    sections += [cost_section(results), best_trial_section(results, best, class_names)]
+    sections += [cost_section(results, found), best_trial_section(results, best, class_names)]
     table = Section("All trials", ["Every trial, failed and diverged ones included; ★ marks "
                                    "the trial chosen on validation. Last gap: validation minus "
                                    "training loss at the last epoch (eval-mode training loss "

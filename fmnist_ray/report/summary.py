@@ -112,6 +112,7 @@ def summarize(results: SweepResults, found: SweepFindings | None = None) -> list
     if len(results.axes) > 1 and not found.search:
         lines.append("Per axis, means pool the seeds and every value of the other axes:")
     lines += [a.sentence for a in found.axes]
+    lines += [c.sentence() for c in found.cost]
     lines += found.search_notes + [s for r in found.rungs for s in r.sentences]
     if found.failures:
         lines.append("Runs that failed (listed, never ranked, and kept off the shared loss "

@@ -198,7 +198,8 @@ class AxisCost:
                      f"up to {self.contention:.1f}x faster on one trial than on another), so "
                      f"they measure contention as well as the setting")
         if self.nodes > 1:
-            what += f". The timed trials ran on {self.nodes} machines"
+            what += (f". The timed trials ran on {self.nodes} Ray nodes (machines, or the "
+                     f"same machine in separate runs, such as an extension's)")
         if self.reused:
             what += (f". {self.reused} reused trials are left out of the times (timed in "
                      f"another sweep)")

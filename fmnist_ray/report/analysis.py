@@ -7,7 +7,7 @@ choose.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -115,6 +115,7 @@ class Choice:
     mean: float  # its mean validation metric over them
     trial: pd.Series  # its best trial on validation (a row of `results.trials`)
     confirmed: bool = False  # the mean is over fresh seeds trained after the search
+    pool: pd.DataFrame = field(default_factory=pd.DataFrame)  # the trials the mean pools
 
 
 def chosen(results: SweepResults) -> Choice | None:
@@ -132,7 +133,7 @@ def chosen(results: SweepResults) -> Choice | None:
         pool = pool[pool["config"] == config].dropna(subset=[results.metric])
     values = pool[results.metric]
     return Choice(config, config_name(results, config), len(values), float(values.mean()),
-                  trial, confirmed)
+                  trial, confirmed, pool)
 
 
 def config_name(results: SweepResults, config: str) -> str:

@@ -14,11 +14,8 @@ import pandas as pd
 from fmnist_ray.config import Analysis
 from fmnist_ray.report.analysis import (
     FAILED,
-    best_config,
-    best_trial,
-    completed,
+    chosen,
     config_name,
-    confirmation_of,
     learned,
     overfitting_by_trial,
 )
@@ -134,31 +131,27 @@ def clean(value):
 
 def _chosen(results: SweepResults, noise: Noise, axes: list[AxisFinding],
             search: bool) -> Chosen | None:
-    config = best_config(results)
-    trial = best_trial(results)
-    if config is None or trial is None:
+    """The page's figures for `analysis.chosen`'s choice, over the trials its mean pools."""
+    choice = chosen(results)
+    if choice is None:
         return None
-    own = learned(results.trials)
-    own = own[own["config"] == config]
-    confirmed = confirmation_of(results, config)
-    pool = completed(results.trials)
-    pool = pool[pool["config"] == config]
-    if len(confirmed):  # fresh seeds: their own spread is the noise
-        pool = confirmed
-        values = confirmed["test_accuracy"].dropna()
+    pool = choice.pool
+    search_figure = None
+    if choice.confirmed:  # fresh seeds: their own spread is the noise
+        values = pool["test_accuracy"].dropna()
         noise = Noise(float(values.std(ddof=1)), len(values) - 1) if len(values) > 1 \
             else Noise(math.nan, 0)
-    elif pool.empty:  # a search chosen at a rung, or cut short: the trial(s) it chose
-        pool = own if len(own) else results.trials[results.trials["trial_id"] ==
-                                                    trial["trial_id"]]
+        own = learned(results.trials)
+        own = own[own["config"] == choice.config]
+        search_figure = float(own["test_accuracy"].mean()) if len(own) else None
     accuracy = float(pool["test_accuracy"].mean())
     same = [v.value for a in axes if len(results.axes) == 1 for v in a.values
             if v.verdict == "equivalent"]
-    return Chosen(config, config_name(results, config), len(pool),
-                  float(pool[results.metric].mean()), accuracy, float(pool["test_loss"].mean()),
-                  external_interval(accuracy, len(pool), noise), same, str(trial["trial_id"]),
-                  str(trial["model"]), search, len(confirmed),
-                  float(own["test_accuracy"].mean()) if len(confirmed) and len(own) else None)
+    return Chosen(choice.config, choice.label, len(pool), float(pool[results.metric].mean()),
+                  accuracy, float(pool["test_loss"].mean()),
+                  external_interval(accuracy, len(pool), noise), same,
+                  str(choice.trial["trial_id"]), str(choice.trial["model"]), search,
+                  len(pool) if choice.confirmed else 0, search_figure)
 
 
 def _failure_lines(results: SweepResults) -> list[str]:

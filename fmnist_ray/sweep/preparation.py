@@ -30,16 +30,14 @@ class Prepared:
     extension: Extension | None = None
 
 
-def prepare_run(spec: SweepSpec, storage: str, mode: RunMode,
-                holding_lock: bool = False) -> Prepared:
+def prepare_run(spec: SweepSpec, storage: str, mode: RunMode) -> Prepared:
     """Check that `spec` can run as `mode` under `storage`; refused in one line (UserError)
-    with the fix. `holding_lock`: this process already drives the sweep (a library caller
-    that did not check before)."""
+    with the fix (another process driving the sweep included)."""
     uri = experiment_uri(storage, spec.name)
     check_storage(storage, spec.name, create=True)
     if mode == RunMode.EXTEND:
         return Prepared(uri, extension=check_extension(spec, uri))
-    restore = check_sweep_folder(uri, mode == RunMode.RESUME, holding_lock=holding_lock)
+    restore = check_sweep_folder(uri, mode == RunMode.RESUME)
     if restore:
         check_unchanged(spec, uri)
     return Prepared(uri, restore=restore)

@@ -147,8 +147,8 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, prepared: Pre
             _fit(tuner)
         else:
             exports.write_text(uri, exports.SPEC_FILE, spec_to_yaml(spec))
-        confirmed = 0
-        if not ray_files.unfinished_trial_ids(uri) and not _unstarted(spec, uri, began):
+        confirmed, unstarted = 0, _unstarted(spec, uri, began)
+        if not ray_files.unfinished_trial_ids(uri) and not unstarted:
             confirmed = _confirm(spec, uri, store, keys, run_trial, storage)
     except Exception as exc:
         storage_fault = _storage_fault(exc)
@@ -161,8 +161,7 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, prepared: Pre
     finally:
         DISPLAYS.pop(uri, None)
     summary = _summarize(uri, time.monotonic() - began, {row["trial_id"] for row in kept})
-    summary.confirmed = confirmed
-    summary.unstarted = _unstarted(spec, uri, began)
+    summary.confirmed, summary.unstarted = confirmed, unstarted
     return summary
 
 

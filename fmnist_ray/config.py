@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -99,13 +99,42 @@ def _one_of(value: str, allowed, what: str) -> str:
     raise ValueError(f"unknown {what} '{shown}'; {suggestion}choose one of {', '.join(allowed)}")
 
 
-class Scheduler(_Strict):
-    """Early stopping: `none`, or ASHA with its rungs measured in epochs."""
+# Settings population based training may change while a trial trains: those a checkpoint's
+# weights and optimizer state carry over unchanged (not the architecture, optimizer or length).
+MUTABLE = ("lr", "weight_decay", "momentum", "dropout", "label_smoothing", "batch_size",
+           "augment_crop", "augment_erasing")
+# The search-space key of a confirmation that replays a PBT trial's schedule of settings.
+SCHEDULE_KEY = "pbt_schedule"
+# What a multi-objective search can optimise, and the trials column each one reads: the best
+# validation epoch's score, the trial's training + evaluation seconds, its parameter count.
+OBJECTIVES = {"val_accuracy": "best_val_accuracy", "val_loss": "best_val_loss",
+              "seconds": "seconds", "params": "params"}
 
-    type: Literal["none", "asha"] = "none"
+
+class Scheduler(_Strict):
+    """How trials are stopped or changed while they train: `none`; ASHA or HyperBand, whose
+    rungs are measured in epochs; or PBT (population based training), which every
+    `perturbation_interval` epochs gives the worst `quantile` of trials the weights of one of
+    the best and changes its `mutate` settings within their axes."""
+
+    type: Literal["none", "asha", "hyperband", "pbt"] = "none"
     max_t: int | None = Field(default=None, ge=1)  # defaults to the trial's epochs
-    grace_period: int = Field(default=1, ge=1)
-    reduction_factor: float = Field(default=3.0, gt=1.0)
+    grace_period: int = Field(default=1, ge=1)  # asha
+    reduction_factor: float = Field(default=3.0, gt=1.0)  # asha, hyperband
+    perturbation_interval: int = Field(default=2, ge=1)  # pbt: epochs between changes
+    mutate: list[str] = []  # pbt: the axes it may change (see MUTABLE)
+    quantile: float = Field(default=0.25, gt=0.0, le=0.5)  # pbt: the share replaced each time
+
+    # The options each type reads (a value given for another type is refused).
+    OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "none": (), "asha": ("max_t", "grace_period", "reduction_factor"),
+        "hyperband": ("max_t", "reduction_factor"),
+        "pbt": ("perturbation_interval", "mutate", "quantile")}
+
+    @property
+    def stops_early(self) -> bool:
+        """Whether trials can end before their last epoch (ASHA, HyperBand)."""
+        return self.type in ("asha", "hyperband")
 
 
 class Resources(_Strict):
@@ -205,14 +234,26 @@ class SweepSpec(_Strict):
     # A search's choice, trained again after it with this many fresh seeds at full length:
     # the result the report gives (the search's own figure for its winner is optimistic).
     confirm_seeds: int = Field(default=0, ge=0, le=20)
+    # Several objectives searched together (`search: optuna`), e.g. {val_accuracy: max,
+    # seconds: min}: the report draws their Pareto front (see OBJECTIVES).
+    objectives: dict[str, Literal["max", "min"]] = {}
+    # Which point of the front is chosen: the most accurate one within these limits on the
+    # other objectives (e.g. {seconds: 120}); without limits, the most accurate.
+    choose_within: dict[str, float] = {}
     analysis: Analysis = Analysis()
 
     @property
     def is_search(self) -> bool:
-        """Trials are sampled points or stopped early: their winner is judged at common rungs
-        and is confirmed with fresh seeds when `confirm_seeds` asks."""
-        return (self.search != "grid" or self.scheduler.type == "asha"
+        """Trials are sampled points, stopped early or changed as they train: their winner is
+        judged at common rungs and is confirmed with fresh seeds when `confirm_seeds` asks."""
+        return (self.search != "grid" or self.scheduler.type != "none"
                 or self.time_budget_minutes is not None)
+
+    @property
+    def is_population(self) -> bool:
+        """Population based training: a trial's settings change as it trains, so it is a
+        schedule of settings, never one configuration."""
+        return self.scheduler.type == "pbt"
 
     @property
     def resolved_mode(self) -> str:
@@ -238,7 +279,7 @@ class SweepSpec(_Strict):
         variant = params.get("variant")
         if variant:
             values.update({k: v for k, v in variant.items() if k != "name"})
-        values.update({k: v for k, v in params.items() if k != "variant"})
+        values.update({k: v for k, v in params.items() if k not in ("variant", SCHEDULE_KEY)})
         return TrialConfig(**values)
 
     def start_point(self, point: dict[str, Any]) -> dict[str, Any]:

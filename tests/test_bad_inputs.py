@@ -33,6 +33,9 @@ runner = CliRunner()
 
 OK = "name: t\ntrial: {model: mlp, hidden_sizes: [8], epochs: 2}\naxes: {lr: [0.001, 0.01]}\n"
 OPTUNA = "name: t\nsearch: optuna\nnum_samples: 4\naxes: {lr: {loguniform: [0.0001, 0.1]}}\n"
+PBT = ("name: t\nsearch: random\nnum_samples: 4\ntrial: {model: mlp, epochs: 4}\n"
+       "axes: {lr: {loguniform: [0.0001, 0.1]}, batch_size: {choice: [64, 128]}}\n"
+       "scheduler:\n  type: pbt\n")
 CPUS = os.cpu_count() or 1
 HAS_GPU = bool(shutil.which("nvidia-smi")) or Path("/dev/nvidia0").exists()
 # Special spec "texts": the spec path is made by `_write_spec` instead of written.
@@ -114,6 +117,41 @@ SPEC_CASES = [
     ("variant-and-axis-same-key", "name: t\nvariants: [{name: fast, lr: 0.1}, "
      "{name: slow, lr: 0.001}]\naxes: {lr: [0.01, 0.001]}\n", [], ("axes.lr", "variant")),
     ("max_t-without-asha", "name: t\nscheduler: {max_t: 5}\n", [], ("scheduler.max_t", "asha")),
+    # PBT, HyperBand and multi-objective search: each option read by its type, and what it needs
+    ("pbt-without-mutate", PBT, [], ("scheduler.mutate", "list the axes")),
+    ("pbt-mutates-the-model", PBT + "  mutate: [model]\n", [],
+     ("scheduler.mutate.0", "model cannot change", "batch_size")),
+    ("pbt-mutates-no-axis", PBT + "  mutate: [dropout]\n", [],
+     ("scheduler.mutate.0", "not an axis", "axes.dropout")),
+    ("pbt-interval-past-the-end", PBT + "  mutate: [lr]\n  perturbation_interval: 4\n", [],
+     ("scheduler.perturbation_interval", "trial.epochs 4")),
+    ("pbt-with-optuna", PBT.replace("random", "optuna") + "  mutate: [lr]\n", [],
+     ("search", "PBT", "search: random")),
+    ("pbt-with-seeds", PBT + "  mutate: [lr]\nseeds: 2\n", [], ("seeds", "num_samples")),
+    ("pbt-sparse-checkpoints", PBT + "  mutate: [lr]\ncheckpoint_every: 2\n", [],
+     ("checkpoint_every", "set checkpoint_every: 1")),
+    ("pbt-population-of-one", PBT.replace("num_samples: 4", "num_samples: 1")
+     + "  mutate: [lr]\n", [], ("num_samples", "at least 2")),
+    ("grace-under-hyperband", "name: t\nscheduler: {type: hyperband, grace_period: 2}\n", [],
+     ("scheduler.grace_period", "asha", "hyperband does not read")),
+    ("mutate-under-asha", "name: t\nscheduler: {type: asha, mutate: [lr]}\n", [],
+     ("scheduler.mutate", "pbt")),
+    ("objectives-without-optuna", "name: t\nobjectives: {val_accuracy: max, seconds: min}\n",
+     [], ("search", "search: optuna")),
+    ("objective-the-wrong-way", OPTUNA + "objectives: {val_accuracy: max, seconds: max}\n", [],
+     ("objectives.seconds", "set min")),
+    ("objective-unknown", OPTUNA + "objectives: {val_accuracy: max, minutes: min}\n", [],
+     ("objectives.minutes", "seconds")),
+    ("one-objective", OPTUNA + "objectives: {val_accuracy: max}\n", [],
+     ("objectives", "at least two")),
+    ("objectives-without-the-metric", OPTUNA + "objectives: {val_loss: min, seconds: min}\n",
+     [], ("objectives", "add val_accuracy")),
+    ("objectives-with-asha", OPTUNA + "objectives: {val_accuracy: max, params: min}\n"
+     "scheduler: {type: asha}\n", [], ("scheduler", "whole trials")),
+    ("choose-within-the-metric", OPTUNA + "objectives: {val_accuracy: max, seconds: min}\n"
+     "choose_within: {val_accuracy: 0.9}\n", [], ("choose_within.val_accuracy", "seconds")),
+    ("choose-within-alone", OPTUNA + "choose_within: {seconds: 60}\n", [],
+     ("choose_within", "objectives")),
     ("grace-without-asha", "name: t\nscheduler: {grace_period: 2}\n", [],
      ("scheduler.grace_period", "asha")),
     ("reduction-without-asha", "name: t\nscheduler: {reduction_factor: 2}\n", [],
@@ -333,6 +371,11 @@ GOOD = [
      "trial: {model: mlp, hidden_sizes: [8]}\naxes: {batch_size: {randint: [16, 64]}}\n"),
     ("seeds-and-flat-variants", "name: t\nseeds: 2\nvariants: [{name: a, model: mlp, "
      "hidden_sizes: [256, 128]}, {name: b, model: cnn, width: 4}]\n"),
+    ("pbt", PBT + "  mutate: [lr, batch_size]\n"),
+    ("hyperband", "name: t\nsearch: random\nnum_samples: 3\ntrial: {model: mlp, epochs: 9}\n"
+     "axes: {lr: {loguniform: [0.0001, 0.01]}}\nscheduler: {type: hyperband}\n"),
+    ("pareto", OPTUNA + "objectives: {val_accuracy: max, seconds: min}\n"
+     "choose_within: {seconds: 60}\n"),
     ("optuna-start-variant", "name: t\nsearch: optuna\nnum_samples: 2\nvariants: "
      "[{name: small, model: mlp}, {name: conv, model: cnn}]\nstart_with: [{variant: small}]\n"),
 ]

@@ -72,7 +72,7 @@ MALFORMED = [
     ("bad value inside a grid", "name: x\naxes: {batch_size: [32, 0]}\n",
      "axes.batch_size: value 0: must be greater than or equal to 1"),
     ("missing name", "trial: {lr: 0.1}\n", "name: required key is missing"),
-    ("unknown scheduler", "name: x\nscheduler: {type: hyperband}\n", "scheduler.type: must be"),
+    ("unknown scheduler", "name: x\nscheduler: {type: median}\n", "scheduler.type: must be"),
     ("seeds under optuna", "name: x\nsearch: optuna\nseeds: 3\naxes: {lr: [0.1, 0.01]}\n",
      "seeds: Optuna search samples each point once"),
     ("mode against metric", "name: x\nmetric: val_loss\nmode: max\n",

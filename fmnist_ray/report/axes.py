@@ -8,6 +8,7 @@ import pandas as pd
 
 from fmnist_ray.config import SweepSpec
 from fmnist_ray.report.formatting import format_value
+from fmnist_ray.results.exports import read_schedule
 
 
 @dataclass
@@ -71,3 +72,17 @@ def label_configs(trials: pd.DataFrame, axes: list[Axis]) -> list[str]:
                           for a in axes})
     ranks["config"] = trials["config"]
     return ranks.sort_values([a.name for a in axes])["config"].unique().tolist()
+
+
+def schedule_label(trial_id: str) -> str:
+    """The configuration label of a PBT trial: its schedule of settings, named by trial."""
+    return f"schedule of {trial_id}"
+
+
+def label_schedules(trials: pd.DataFrame, confirmation: pd.DataFrame) -> list[str]:
+    """PBT: give each trial its own `config` label (its settings changed as it trained), and
+    each confirmation the label of the trial whose schedule it replays; return their order."""
+    trials["config"] = trials["trial_id"].map(schedule_label)
+    sources = [(read_schedule(row) or {}).get("source") for _, row in confirmation.iterrows()]
+    confirmation["config"] = [schedule_label(s) if s else "unknown schedule" for s in sources]
+    return trials["config"].tolist()

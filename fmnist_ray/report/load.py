@@ -15,7 +15,13 @@ import pyarrow.fs as pafs
 
 from fmnist_ray.config import SweepSpec, TrialConfig
 from fmnist_ray.errors import UserError
-from fmnist_ray.report.axes import Axis, describe_axis, label_configs, varied_axes
+from fmnist_ray.report.axes import (
+    Axis,
+    describe_axis,
+    label_configs,
+    label_schedules,
+    varied_axes,
+)
 from fmnist_ray.results.exports import (
     CONFIRMATION,
     EPOCH_COLUMNS,
@@ -108,7 +114,7 @@ def load_results(uri: str) -> SweepResults:
         if rebuilt is None:
             rebuilt = rebuild_from_ray_logs(
                 uri, spec.trial_config if spec else _trial_config_without_spec,
-                asha=bool(spec and spec.scheduler.type == "asha"))
+                asha=bool(spec and spec.scheduler.stops_early))
         return rebuilt
 
     try:
@@ -143,15 +149,20 @@ def load_results(uri: str) -> SweepResults:
     trials = _clean_trials(trials)
     confirming = trials["role"] == CONFIRMATION
     confirmation, trials = trials[confirming].copy(), trials[~confirming].reset_index(drop=True)
-    axes = [describe_axis(trials, name, spec) for name in varied_axes(trials, spec)]
+    population = spec is not None and spec.is_population
+    axes = [] if population else [describe_axis(trials, name, spec)
+                                  for name in varied_axes(trials, spec)]
     epochs = _clean_epochs(epochs)
     results = SweepResults(uri=uri, name=spec.name if spec else Path(root).name, trials=trials,
                            epochs=epochs[~epochs["trial_id"].isin(confirmation["trial_id"])]
                            .reset_index(drop=True),
                            spec=spec, axes=axes, missing=missing,
                            confirmation=confirmation.reset_index(drop=True))
-    results.configs = label_configs(trials, axes)
-    label_configs(results.confirmation, axes)
+    if population:  # each trial is its own schedule of settings, never one configuration
+        results.configs = label_schedules(trials, results.confirmation)
+    else:
+        results.configs = label_configs(trials, axes)
+        label_configs(results.confirmation, axes)
     results.missing += _gaps(results)
     return results
 
@@ -208,7 +219,7 @@ def _clean_trials(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def _clean_epochs(epochs: pd.DataFrame | None) -> pd.DataFrame:
-    columns = ["trial_id", *EPOCH_COLUMNS]
+    columns = ["trial_id", *EPOCH_COLUMNS, "pbt_settings"]  # a PBT trial's settings, as JSON
     if epochs is None:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
     epochs = epochs.reindex(columns=columns).copy()

@@ -37,7 +37,7 @@ def sweep_sections(results: SweepResults, found: SweepFindings, best: pd.Series 
                 overfitting_section(results, top, per_trial), failures_section(results, found)]
     if len(results.axes) >= 2:
         sections.append(search_section(results, found))
-    asha = results.spec is not None and results.spec.scheduler.type == "asha"
+    asha = results.spec is not None and results.spec.scheduler.stops_early
     if asha or (results.trials["status"] == "early_stopped").any():
         sections.append(asha_section(results))
     sections += [cost_section(results, found), best_trial_section(results, best, class_names)]

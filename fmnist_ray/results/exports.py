@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,12 +44,15 @@ RESULTS = {"status": "text", "epochs_run": "whole", "best_epoch": "whole",
            "test_confusion": "text", "params": "whole", "seconds": "number",
            "images_per_second": "number", "node_id": "text", "error": "text",
            "checkpoint": "reuse", "trial_key": "reuse", "reused_from": "reuse",
-           "role": "text"}
+           "role": "text", "pbt_schedule": "text"}
 # `role`: CONFIRMATION for the trials that confirm a search's choice with fresh seeds (see
 # `fmnist_ray.sweep.confirm`); None for the sweep's own trials. Older exports lack it: it is
 # read as None, without a note that it is missing.
+# `pbt_schedule`: a PBT trial's settings per epoch of its weights' lineage (JSON: `epochs`, a
+# list of settings; `point`, its search-space point; `source`, the trial a confirmation
+# replays); None for every other trial.
 CONFIRMATION = "confirmation"
-LATER_COLUMNS = ("role",)
+LATER_COLUMNS = ("role", "pbt_schedule")
 
 
 def _settings(*kinds: type) -> tuple[str, ...]:
@@ -93,9 +97,22 @@ def trial_status(ray_status: str, last_result: dict[str, Any], epochs: int) -> S
 
 
 def epoch_row(trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
-    """One row per trial and epoch, with the Ray node that trained it."""
+    """One row per trial and epoch, with the Ray node that trained it and, in a PBT sweep, the
+    settings it trained with (JSON)."""
     return {"trial_id": trial_id, **{k: result.get(k) for k in EPOCH_COLUMNS},
-            "node_id": result.get("node_id")}
+            "node_id": result.get("node_id"), "pbt_settings": result.get("pbt_settings")}
+
+
+def read_schedule(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A trials row's PBT schedule (see `schedule` above), or None when it has none."""
+    text = row.get("pbt_schedule")
+    if not isinstance(text, str):
+        return None
+    try:
+        schedule = json.loads(text)
+    except ValueError:
+        return None
+    return schedule if isinstance(schedule, dict) and schedule.get("epochs") else None
 
 
 def settings_row(config: TrialConfig) -> dict[str, Any]:
@@ -140,6 +157,7 @@ def trial_row(trial_id: str, config: TrialConfig, variant: str | None, status: s
         "trial_key": key,
         "reused_from": reused_from,
         "role": role,
+        "pbt_schedule": last.get("pbt_schedule"),
     }
     return {column: row[column] for column in TRIAL_COLUMNS}  # the schema's order, all of it
 

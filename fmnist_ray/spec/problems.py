@@ -21,12 +21,12 @@ from fmnist_ray.config import (
     TRAIN_IMAGES,
     Axis,
     Range,
-    Scheduler,
     SweepSpec,
     TrialConfig,
     grid_values,
     listed_values,
 )
+from fmnist_ray.spec.schedulers import objective_problems, scheduler_problems
 
 MAX_SHOWN = 60  # characters of a value shown in a message
 MAX_COMBINATIONS = 20_000  # trial combinations validated one by one; more are sampled at corners
@@ -265,13 +265,7 @@ def semantic_problems(spec: SweepSpec) -> list[str]:
     if spec.mode and spec.mode != spec.natural_mode:
         problems.append(f"mode: '{spec.mode}' would optimise {spec.metric} the wrong way; "
                         f"remove mode or set it to {'max' if spec.mode == 'min' else 'min'}")
-    if spec.scheduler.type == "asha":
-        if spec.scheduler.grace_period > spec.max_t:
-            problems.append(f"scheduler.grace_period: {spec.scheduler.grace_period} exceeds "
-                            f"max_t {spec.max_t}; lower it")
-        if spec.max_t > spec.trial.epochs:
-            problems.append(f"scheduler.max_t: {spec.max_t} exceeds trial.epochs "
-                            f"{spec.trial.epochs}; lower max_t or raise epochs")
+    problems += scheduler_problems(spec) + objective_problems(spec)
     problems += _contradictions(spec)
     if not problems:
         problems += _count_problems(spec)
@@ -301,12 +295,6 @@ def _contradictions(spec: SweepSpec) -> list[str]:
             if key in spec.axes:
                 problems.append(f"variants.{i}.{key}: also an axis (axes.{key}), which would "
                                 f"override it; remove it from the variant or drop the axis")
-    defaults = Scheduler()
-    given = [k for k in ("max_t", "grace_period", "reduction_factor")
-             if getattr(spec.scheduler, k) != getattr(defaults, k)]
-    if spec.scheduler.type == "none" and given:
-        problems.append(f"scheduler.{given[0]}: only ASHA uses it; set scheduler.type: asha, "
-                        f"or remove {', '.join(given)}")
     if spec.confirm_seeds and not spec.is_search:
         problems.append("confirm_seeds: only a search (random or optuna search, ASHA, or a "
                         "time budget) confirms its choice with fresh seeds; a grid runs every "

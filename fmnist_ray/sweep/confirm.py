@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fmnist_ray.config import Scheduler, SweepSpec
+from fmnist_ray.config import SCHEDULE_KEY, Scheduler, SweepSpec
 from fmnist_ray.report.analysis import chosen
 from fmnist_ray.report.load import load_results
 from fmnist_ray.results import ray_files
+from fmnist_ray.results.exports import read_schedule
 
 # Confirmation seeds start here (plus trial.seed): far from any seed a sweep itself runs.
 FRESH_SEEDS = 10_000
@@ -25,10 +26,17 @@ def confirmation_points(spec: SweepSpec, uri: str) -> list[dict[str, Any]]:
     choice = chosen(results)
     if choice is None:
         return []
-    own = results.trials[results.trials["config"] == choice.config]
-    logs = ray_files.read_ray_logs(uri)
-    params = next((logs[t].params for t in own["trial_id"]
-                   if t in logs and logs[t].params is not None), None)
+    if spec.is_population:  # its schedule of settings, replayed from scratch
+        schedule = read_schedule(choice.trial)
+        if schedule is None:
+            return []
+        params = {**schedule["point"], SCHEDULE_KEY: {"epochs": schedule["epochs"],
+                                                      "source": choice.trial["trial_id"]}}
+    else:
+        own = results.trials[results.trials["config"] == choice.config]
+        logs = ray_files.read_ray_logs(uri)
+        params = next((logs[t].params for t in own["trial_id"]
+                       if t in logs and logs[t].params is not None), None)
     if params is None:
         return []
     ran = results.confirmation

@@ -128,7 +128,8 @@ def _run_locked(spec: SweepSpec, data: FashionMNIST, storage: str, prepared: Pre
         return _summarize(uri, 0.0, set(exports.read_table(uri, exports.TRIALS_FILE)["trial_id"]))
     _quiet_ray()
     store = TrialStore(storage)
-    keys = TrialKeys(fingerprint(data), NUMERICS_VERSION)
+    # A PBT trial's result is not its final settings': such trials are neither kept nor reused.
+    keys = None if spec.is_population else TrialKeys(fingerprint(data), NUMERICS_VERSION)
     run_trial = trainable(spec, data, store.load() if reuse else None, keys)
     if on_update is not None:
         DISPLAYS[uri] = on_update

@@ -11,11 +11,16 @@ from typing import Any
 import ray
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import (
+    ASHAScheduler,
+    HyperBandScheduler,
+    PopulationBasedTraining,
+    TrialScheduler,
+)
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from fmnist_ray.config import Axis, SweepSpec, grid_values
+from fmnist_ray.config import OBJECTIVES, Axis, SweepSpec, grid_values
 from fmnist_ray.results.storage import normalize_storage
 from fmnist_ray.sweep.extension import Extension
 
@@ -88,10 +93,57 @@ def build_searcher(spec: SweepSpec, extension: Extension | None = None):
         starts = [p for i, p in enumerate(starts) if p not in starts[:i]]
         searcher = OptunaSearch(seed=spec.trial.seed + len(earlier),
                                 points_to_evaluate=(earlier or starts) or None,
-                                evaluated_rewards=extension.rewards if earlier else None)
+                                evaluated_rewards=extension.rewards if earlier else None,
+                                **objective_options(spec))
     if spec.max_concurrent_trials:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent_trials)
     return searcher
+
+
+def objective_options(spec: SweepSpec) -> dict[str, Any]:
+    """A multi-objective search's metrics (the columns its trials report) and modes; nothing
+    for a search of one metric (the Tuner's)."""
+    if not spec.objectives:
+        return {}
+    return {"metric": [OBJECTIVES[name] for name in spec.objectives],
+            "mode": list(spec.objectives.values())}
+
+
+class _PopulationTraining(PopulationBasedTraining):
+    """PBT that leaves a trial's last epoch alone: a change after it would train nothing, yet
+    would hand the trial another's weights under settings it never trained with."""
+
+    def __init__(self, last_epoch: int, **options):
+        super().__init__(**options)
+        self.last_epoch = last_epoch
+
+    def on_trial_result(self, tune_controller, trial, result):
+        if result.get("epoch", 0) >= self.last_epoch:
+            return TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)
+
+
+def build_scheduler(spec: SweepSpec):
+    """Ray Tune's scheduler for `spec.scheduler`: ASHA, HyperBand or PBT; None for none."""
+    options = spec.scheduler
+    if options.type == "asha":
+        return ASHAScheduler(time_attr="epoch", max_t=spec.max_t,
+                             grace_period=options.grace_period,
+                             reduction_factor=options.reduction_factor)
+    if options.type == "hyperband":
+        return HyperBandScheduler(time_attr="epoch", max_t=spec.max_t,
+                                  reduction_factor=options.reduction_factor)
+    if options.type == "pbt":
+        return _PopulationTraining(
+            spec.trial.epochs, time_attr="epoch",
+            perturbation_interval=options.perturbation_interval,
+            # A list moves to a neighbouring value (or is drawn again); a range scales by 0.8
+            # or 1.2 (or is drawn again).
+            hyperparam_mutations={
+                key: grid_values(spec.axes[key]) or _dimension(spec.axes[key], True)
+                for key in options.mutate},
+            quantile_fraction=options.quantile)
+    return None
 
 
 def build_tuner(spec: SweepSpec, trainable, storage: str, callbacks: list,
@@ -104,17 +156,15 @@ def build_tuner(spec: SweepSpec, trainable, storage: str, callbacks: list,
         num_samples = extension.trials
         if spec.search != "optuna":
             param_space = {}  # the points come whole from GivenPoints
-    scheduler = None
-    if spec.scheduler.type == "asha":
-        scheduler = ASHAScheduler(time_attr="epoch", max_t=spec.max_t,
-                                  grace_period=spec.scheduler.grace_period,
-                                  reduction_factor=spec.scheduler.reduction_factor)
+    scheduler = build_scheduler(spec)
+    # A multi-objective search's metrics are its searcher's: Tune would replace them with one.
+    metric, mode = (None, None) if spec.objectives else (spec.metric, spec.resolved_mode)
     storage_path = normalize_storage(storage)
     return tune.Tuner(
         trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric=spec.metric, mode=spec.resolved_mode, num_samples=num_samples,
+            metric=metric, mode=mode, num_samples=num_samples,
             search_alg=searcher, scheduler=scheduler,
             max_concurrent_trials=None if searcher else spec.max_concurrent_trials,
             reuse_actors=True,
@@ -123,7 +173,9 @@ def build_tuner(spec: SweepSpec, trainable, storage: str, callbacks: list,
         run_config=tune.RunConfig(
             name=spec.name, storage_path=storage_path,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # PBT continues trials from other trials' checkpoints: it keeps them all.
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=None if spec.is_population else 2),
             # Ray's JSON/CSV result files (report falls back on them) and TensorBoard files.
             callbacks=[*callbacks, JsonLoggerCallback(), CSVLoggerCallback(),
                        TBXLoggerCallback()],

@@ -442,6 +442,11 @@ def _run_with_progress(spec, dataset, storage: str, address: str | None, quiet: 
                       f"or another sweep under the same storage) and were not trained again; "
                       f"--no-reuse trains them")
     console.print(f"results: {summary.experiment_uri}/trials.parquet, epochs.parquet")
+    if summary.front:
+        console.print(f"Pareto front ({len(summary.front)} trial(s) no other beats on every "
+                      f"objective):", highlight=False)
+        for line in summary.front:
+            console.print(f"  {escape(line)}", highlight=False)
     if summary.best:
         best = summary.best
         if summary.best_config_seeds > 1:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fmnist_ray.report.formatting import count_noun
+from fmnist_ray.report.front import pareto_front
 from fmnist_ray.report.load import SweepResults
 from fmnist_ray.results.outcomes import Status
 
@@ -71,9 +72,13 @@ def best_config(results: SweepResults) -> str | None:
     """The configuration with the best mean validation metric over its completed trials; in
     a search (ASHA, a time budget, sampled points), the best at its deepest common rung, so a
     trial that trained longer is never ranked against shorter ones (over every trial that
-    learned when no rung is common, as in a tiny search)."""
+    learned when no rung is common, as in a tiny search); in a multi-objective search, the
+    member of the Pareto front its `choose_within` rule picks."""
     from fmnist_ray.report.rungs import best_at_common_rung, is_search  # rungs reads this
 
+    front = pareto_front(results)
+    if front is not None:  # several objectives: the member of the front its rule picks
+        return None if front.chosen is None else front.chosen["config"]
     if is_search(results) and (config := best_at_common_rung(results)) is not None:
         return config
     table = config_table(results, _pooled(results)).dropna(subset=["metric"])

@@ -22,6 +22,7 @@ from fmnist_ray.report.analysis import (
 from fmnist_ray.report.compare import AxisFinding, axis_sentence, grid_findings
 from fmnist_ray.report.cost import AxisCost, axis_costs
 from fmnist_ray.report.differences import decide, detectable_difference
+from fmnist_ray.report.front import Front, pareto_front
 from fmnist_ray.report.load import SweepResults
 from fmnist_ray.report.overfit import Pair, by_config, sweep_pairs
 from fmnist_ray.report.rungs import RungFinding, is_search, search_findings
@@ -72,6 +73,7 @@ class SweepFindings:
     pairs: list[Pair] = field(default_factory=list)
     looks: int = 1  # analyses the seeds were added for; each tests at alpha / looks
     cost: list[AxisCost] = field(default_factory=list)  # axes whose values change the work
+    front: Front | None = None  # a multi-objective search's Pareto front
 
     def detectable(self) -> float:
         """The smallest difference between two means of the chosen value's seeds that this
@@ -113,7 +115,8 @@ class SweepFindings:
             "failures": self.failures,
             "overfitting": {str(c): r.to_dict() for c, r in per_config.iterrows()},
             "matched_pairs": [p.to_json() for p in self.pairs],
-            "cost": [c.to_json() for c in self.cost]})
+            "cost": [c.to_json() for c in self.cost],
+            "front": self.front.to_json() if self.front else None})
 
 
 def clean(value):
@@ -209,4 +212,4 @@ def sweep_findings(results: SweepResults, looks: int | None = None) -> SweepFind
                          analysis_of(results).gap_margin, family,
                          noise, test_sampling_se(accuracy), chosen, shown, rungs, notes,
                          _failure_lines(results), per_trial, pairs, looks,
-                         axis_costs(results, shown))
+                         axis_costs(results, shown), pareto_front(results))

@@ -7,13 +7,16 @@ import re
 
 import pandas as pd
 
+from fmnist_ray.report.analysis import chosen
 from fmnist_ray.report.charts.best_trial import best_trial_section
 from fmnist_ray.report.charts.common import Section, in_config_order
 from fmnist_ray.report.charts.cost import cost_section
 from fmnist_ray.report.charts.curves import learning_section
 from fmnist_ray.report.charts.failures import failures_section
+from fmnist_ray.report.charts.front import front_section
 from fmnist_ray.report.charts.metrics import test_results_section
 from fmnist_ray.report.charts.overfitting import overfitting_section
+from fmnist_ray.report.charts.population import population_section
 from fmnist_ray.report.charts.search import asha_section, search_section
 from fmnist_ray.report.findings import SweepFindings
 from fmnist_ray.report.formatting import format_number, format_value
@@ -33,7 +36,9 @@ def sweep_sections(results: SweepResults, found: SweepFindings, best: pd.Series 
         ranked = results.trials.groupby("config")[results.metric].mean()
         ranked = ranked.sort_values(ascending=not results.maximize).dropna()
         top = [c for c in results.configs if c in set(ranked.index[:MAX_CURVES])]
-    sections = [test_results_section(results, found), learning_section(results, top),
+    metric = results.spec.metric if results.spec else "val_accuracy"
+    sections = [test_results_section(results, found), front_section(found.front, metric),
+                population_section(results, chosen(results)), learning_section(results, top),
                 overfitting_section(results, top, per_trial), failures_section(results, found)]
     if len(results.axes) >= 2:
         sections.append(search_section(results, found))

@@ -39,5 +39,7 @@ class Status(StrEnum):
 
 # Trials that ran to their end: their results are the same in any sweep, so they are reused.
 RAN_TO_END = (Status.COMPLETED, Status.DIVERGED, Status.FAILED_TO_LEARN)
+# Trials that will not train again: run to their end, stopped early, or errored.
+ENDED = (*RAN_TO_END, Status.EARLY_STOPPED, Status.ERRORED)
 # Trials a running sweep has not finished yet.
 ACTIVE = (Status.PENDING, Status.RUNNING, Status.PAUSED)

@@ -17,8 +17,16 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from fmnist_ray.config import TrialConfig
-from fmnist_ray.results.exports import epoch_row, open_storage, read_text, trial_row
-from fmnist_ray.results.outcomes import Status, failed_to_learn
+from fmnist_ray.errors import UserError
+from fmnist_ray.results.exports import (
+    TRIALS_FILE,
+    epoch_row,
+    open_storage,
+    read_table,
+    read_text,
+    trial_row,
+)
+from fmnist_ray.results.outcomes import ENDED, Status, failed_to_learn
 from fmnist_ray.results.storage import is_uri
 
 
@@ -131,7 +139,10 @@ def unfinished_trial_ids(uri: str) -> set[str]:
     """Trials Ray's last saved state holds as unfinished: the sweep was interrupted (Ctrl-C).
 
     Ray snapshots its state when the loop ends, before it stops the trials still running, so
-    the snapshot, not the trials' final status, says which ones a resume will continue.
+    the snapshot, not the trials' final status, says which ones a resume will continue. Except
+    for a paused trial that a scheduler then stopped (HyperBand ends its brackets so): Ray 2.60
+    keeps it PAUSED in the snapshot, while the export, written from Ray's trials as they ended,
+    holds how it ended.
     """
     if is_uri(uri):
         fs, root = open_storage(uri)
@@ -144,12 +155,22 @@ def unfinished_trial_ids(uri: str) -> set[str]:
         text = states[-1].read_text() if states else ""
     if not text:
         return set()
-    unfinished = set()
-    for trial_state, _ in json.loads(text).get("trial_data", []):
-        trial = json.loads(trial_state)
-        if trial.get("status") not in ("TERMINATED", "ERROR"):
-            unfinished.add(trial["trial_id"])
+    statuses = {trial["trial_id"]: trial.get("status") for trial in
+                (json.loads(state) for state, _ in json.loads(text).get("trial_data", []))}
+    unfinished = {t for t, status in statuses.items() if status not in ("TERMINATED", "ERROR")}
+    if any(statuses[t] == "PAUSED" for t in unfinished):
+        unfinished -= {t for t in _exported_as_ended(uri) if statuses.get(t) == "PAUSED"}
     return unfinished
+
+
+def _exported_as_ended(uri: str) -> set[str]:
+    """Trials the export holds as ended (completed, stopped early, failed)."""
+    try:
+        trials = read_table(uri, TRIALS_FILE)
+    except UserError:
+        return set()
+    ended = {s.value for s in ENDED}
+    return set(trials.loc[trials["status"].isin(ended), "trial_id"].astype(str))
 
 
 def restore_lost_checkpoint_dirs(uri: str) -> list[Path]:

@@ -18,6 +18,7 @@ from fmnist_ray.cluster import check_shared_storage, node_sizes, started_here
 from fmnist_ray.config import SweepSpec
 from fmnist_ray.errors import UserError
 from fmnist_ray.report.analysis import chosen
+from fmnist_ray.report.front import front_line, pareto_front
 from fmnist_ray.report.load import load_results
 from fmnist_ray.results import exports, ray_files
 from fmnist_ray.results.driver_lock import driver_lock
@@ -52,6 +53,7 @@ class SweepSummary:
     kept: int = 0  # an extended sweep's trials from before, kept as they were
     confirmed: int = 0  # fresh-seed trials of a search's choice run after it (confirm_seeds)
     unstarted: int = 0  # planned trials a Ctrl-C kept from starting (a searcher's next points)
+    front: list[str] = field(default_factory=list)  # a multi-objective search's front, in words
 
     @property
     def interrupted(self) -> bool:
@@ -231,7 +233,11 @@ def _summarize(uri: str, seconds: float, kept: set[str] = frozenset()) -> SweepS
         if row["status"] == Status.ERRORED:
             summary.errors.append((row["trial_id"], row["error"]))
         summary.reused += bool(row.get("reused_from")) and row["trial_id"] not in kept
-    choice = chosen(load_results(uri))
+    results = load_results(uri)
+    front = pareto_front(results)
+    if front is not None:
+        summary.front = [front_line(front, member) for _, member in front.members.iterrows()]
+    choice = chosen(results)
     if choice is not None:
         summary.best = {k: (None if isinstance(v, float) and v != v else v)
                         for k, v in choice.trial.to_dict().items()}

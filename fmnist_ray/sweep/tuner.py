@@ -20,7 +20,7 @@ from ray.tune.schedulers import (
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from fmnist_ray.config import OBJECTIVES, Axis, SweepSpec, grid_values
+from fmnist_ray.config import OBJECTIVES, Axis, SweepSpec, grid_values, listed_values
 from fmnist_ray.results.storage import normalize_storage
 from fmnist_ray.sweep.extension import Extension
 
@@ -137,10 +137,10 @@ def build_scheduler(spec: SweepSpec):
         return _PopulationTraining(
             spec.trial.epochs, time_attr="epoch",
             perturbation_interval=options.perturbation_interval,
-            # A list moves to a neighbouring value (or is drawn again); a range scales by 0.8
-            # or 1.2 (or is drawn again).
+            # Listed values (a grid or a choice) move to a neighbour (or are drawn again); a
+            # numeric range scales by 0.8 or 1.2 (or is drawn again).
             hyperparam_mutations={
-                key: grid_values(spec.axes[key]) or _dimension(spec.axes[key], True)
+                key: listed_values(spec.axes[key]) or _dimension(spec.axes[key], True)
                 for key in options.mutate},
             quantile_fraction=options.quantile)
     return None

@@ -131,3 +131,7 @@ def test_a_multi_objective_search_reports_its_pareto_front(tmp_path, synthetic_d
     chosen = trials.set_index("trial_id").loc[front["chosen"]]
     assert chosen["best_val_accuracy"] == best  # within 1000 s every member qualifies
     assert f"best trial {front['chosen']}" in result.stdout
+    grown = run_cli("extend", str(folder), "--set", "num_samples=7", "--data-dir",
+                    str(synthetic_dir), "--quiet")
+    assert grown.returncode == 2 and "confirm_seeds" in grown.stderr, grown.stderr
+    assert len(pd.read_parquet(folder / "trials.parquet")) == 5  # nothing lost

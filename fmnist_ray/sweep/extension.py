@@ -129,6 +129,14 @@ def check_extension(grown: SweepSpec, uri: str) -> Extension:
                         f"to start a new sweep instead")
     stored = read_stored_spec(uri)
     confirmations = len(confirmation_points(grown, uri))
+    whole = grown.is_population or grown.objectives  # a population, a front: run as one
+    if whole and grown.trial_count() != stored.trial_count():
+        what = "a PBT population trains together" if grown.is_population else \
+            "a multi-objective search is told its results as one study"
+        raise UserError(f"{uri}: cannot add trials to this sweep: {what}; extend it only with "
+                        f"--set confirm_seeds=N, or pass --name NEW to start a larger sweep")
+    if whole:
+        return Extension(confirmations=confirmations)
     if grown.search != "optuna":
         return Extension(points=new_grid_points(stored, grown), confirmations=confirmations)
     earlier, rewards = earlier_results(uri, grown.metric)

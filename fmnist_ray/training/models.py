@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from fmnist_ray.training.dropout import Dropout
+
 NUM_CLASSES = 10
 
 
@@ -20,7 +22,7 @@ def mlp(hidden_sizes: Sequence[int] = (512,), dropout: float = 0.0, **_: object)
     for size in hidden_sizes:
         layers += [nn.Linear(width, size), nn.ReLU()]
         if dropout:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         width = size
     layers.append(nn.Linear(width, NUM_CLASSES))
     return nn.Sequential(*layers)
@@ -32,7 +34,7 @@ def cnn(width: int = 32, dropout: float = 0.0, **_: object) -> nn.Module:
         nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(2 * width * 7 * 7, 128), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(2 * width * 7 * 7, 128), nn.ReLU(), Dropout(dropout),
         nn.Linear(128, NUM_CLASSES),
     )
 
@@ -44,12 +46,12 @@ def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
 def deep_cnn_bn(width: int = 32, dropout: float = 0.0, **_: object) -> nn.Module:
     """Two stages of two conv-BN-ReLU layers each, then a BN dense head: the study's best kind."""
     return nn.Sequential(
-        *_conv_bn(1, width), *_conv_bn(width, width), nn.MaxPool2d(2), nn.Dropout(dropout / 2),
+        *_conv_bn(1, width), *_conv_bn(width, width), nn.MaxPool2d(2), Dropout(dropout / 2),
         *_conv_bn(width, 2 * width), *_conv_bn(2 * width, 2 * width), nn.MaxPool2d(2),
-        nn.Dropout(dropout / 2),
+        Dropout(dropout / 2),
         nn.Flatten(),
         nn.Linear(2 * width * 7 * 7, 256, bias=False), nn.BatchNorm1d(256), nn.ReLU(),
-        nn.Dropout(dropout),
+        Dropout(dropout),
         nn.Linear(256, NUM_CLASSES),
     )
 
@@ -85,7 +87,7 @@ def resnet(width: int = 32, depth: int = 1, dropout: float = 0.0, **_: object) -
             out = width * 2 ** stage
             layers.append(_ResidualBlock(channels, out, 2 if stage and not block else 1))
             channels = out
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), Dropout(dropout),
                nn.Linear(channels, NUM_CLASSES)]
     return nn.Sequential(*layers)
 

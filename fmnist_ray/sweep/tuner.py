@@ -142,7 +142,11 @@ def build_scheduler(spec: SweepSpec):
             hyperparam_mutations={
                 key: listed_values(spec.axes[key]) or _dimension(spec.axes[key], True)
                 for key in options.mutate},
-            quantile_fraction=options.quantile)
+            quantile_fraction=options.quantile,
+            # Every trial waits for the others at each perturbation, then the worst take the
+            # best's weights: asynchronous PBT on a small population skips most exchanges (a
+            # best trial's checkpoint is only kept if it was best when it reached the point).
+            synch=True)
     return None
 
 

@@ -132,6 +132,11 @@ class Scheduler(_Strict):
         "pbt": ("perturbation_interval", "mutate", "quantile")}
 
     @property
+    def label(self) -> str:
+        """The scheduler's name as the pages write it."""
+        return {"asha": "ASHA", "hyperband": "HyperBand", "pbt": "PBT"}.get(self.type, "none")
+
+    @property
     def stops_early(self) -> bool:
         """Whether trials can end before their last epoch (ASHA, HyperBand)."""
         return self.type in ("asha", "hyperband")

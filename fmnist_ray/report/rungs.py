@@ -29,10 +29,16 @@ def is_search(results: SweepResults) -> bool:
 
 
 def asha_rungs(results: SweepResults) -> list[int]:
-    """The epochs where ASHA compares trials (empty without ASHA)."""
+    """The epochs where ASHA or HyperBand compare trials (empty without either). HyperBand's
+    brackets start at max_t / factor^k epochs (k = 1 .. log_factor(max_t)) and stop trials
+    there."""
     spec = results.spec
-    if spec is None or spec.scheduler.type != "asha":
+    if spec is None or not spec.scheduler.stops_early:
         return []
+    factor = spec.scheduler.reduction_factor
+    if spec.scheduler.type == "hyperband":
+        brackets = int(math.log(spec.max_t) / math.log(factor) + 1e-9)
+        return sorted({math.ceil(spec.max_t / factor ** k) for k in range(1, brackets + 1)})
     rungs, rung = [], float(spec.scheduler.grace_period)
     while rung < spec.max_t:
         rungs.append(round(rung))
@@ -162,7 +168,8 @@ def search_findings(results: SweepResults) -> tuple[list[RungFinding], list[str]
     if causes["asha"] or causes["budget"]:
         budget = (f"; {len(causes['budget'])} cut short by the time budget between rungs"
                   if causes["budget"] else "")
-        lines.append(f"{len(causes['asha'])} trials stopped by ASHA at a rung{budget}. "
+        lines.append(f"{len(causes['asha'])} trials stopped by {results.spec.scheduler.label} "
+                     f"at a rung{budget}. "
                      f"Final numbers of trials of different lengths are not compared; each "
                      f"axis is judged at a common epoch instead.")
     if not rungs:

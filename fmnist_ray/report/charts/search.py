@@ -132,7 +132,8 @@ def search_section(results: SweepResults, found: SweepFindings) -> Section:
     return section
 
 
-def asha_stops(frame: pd.DataFrame, rungs: list[int], max_t: int) -> alt.LayerChart:
+def asha_stops(frame: pd.DataFrame, rungs: list[int], max_t: int,
+               label: str = "ASHA") -> alt.LayerChart:
     """Epochs each trial ran, coloured by status, with the ASHA rungs as dashed lines."""
     order = list(frame["trial"])
     bars = alt.Chart(frame).mark_bar().encode(
@@ -145,7 +146,7 @@ def asha_stops(frame: pd.DataFrame, rungs: list[int], max_t: int) -> alt.LayerCh
     lines = alt.Chart(pd.DataFrame({"rung": rungs})).mark_rule(
         strokeDash=[4, 3], color="#333").encode(x="rung:Q", tooltip=["rung:Q"])
     return (bars + counts + lines).properties(
-        title="Where ASHA stopped each trial (dashed: rungs)", width=WIDTH + 120,
+        title=f"Where {label} stopped each trial (dashed: rungs)", width=WIDTH + 120,
         height=max(60, 18 * len(order)))
 
 
@@ -160,9 +161,12 @@ def asha_section(results: SweepResults) -> Section:
     cut = len(causes["budget"])
     budget = (f"; {cut} {'was' if cut == 1 else 'were'} cut short between rungs by the time "
               f"budget" if cut else "")
-    return Section("Early stopping (ASHA)", [
-        f"{len(causes['asha'])} of {len(frame)} trials were stopped by ASHA at a rung{budget}. "
-        f"ASHA compares trials at the rungs (epochs {', '.join(map(str, rungs)) or 'unknown'}) "
-        f"and keeps the best 1/{spec.scheduler.reduction_factor:g} of them going."
+    label = spec.scheduler.label if spec and spec.scheduler.stops_early else "ASHA"
+    how = (" in brackets that start at different rungs" if label == "HyperBand" else "")
+    return Section(f"Early stopping ({label})", [
+        f"{len(causes['asha'])} of {len(frame)} trials were stopped by {label} at a "
+        f"rung{budget}. {label} compares trials at the rungs (epochs "
+        f"{', '.join(map(str, rungs)) or 'unknown'}){how} and keeps the best "
+        f"1/{spec.scheduler.reduction_factor:g} of them going."
         if spec else "The scheduler is unknown (no spec.yaml)."],
-        [(asha_stops(frame[["trial", "status", "epochs_run"]], rungs, max_t), "")])
+        [(asha_stops(frame[["trial", "status", "epochs_run"]], rungs, max_t, label), "")])

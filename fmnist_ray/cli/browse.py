@@ -106,7 +106,7 @@ def _chosen_line(view) -> str:
     configuration's mean over them and which seed's trial is its best."""
     choice, best, metric = view.chosen, view.best, view.metric
     scores = (f"{metric} {fmt(best[metric])}, test accuracy {fmt(best['test_accuracy'])}")
-    head = f"chosen on {metric.removeprefix('best_')}:"
+    head = f"chosen {view.rule or 'on ' + metric.removeprefix('best_')}:"
     if choice["seeds"] < 2:
         settings = ", ".join(f"{k}={v}" for k, v in view.best_settings.items())
         return f"{head} trial {best['trial_id']} ({settings}): {scores}"

@@ -16,6 +16,7 @@ import pyarrow.fs as pafs
 from fmnist_ray.errors import UserError
 from fmnist_ray.report.analysis import Choice, chosen, reused_from
 from fmnist_ray.report.axes import varied_axes
+from fmnist_ray.report.front import pareto_front
 from fmnist_ray.report.load import SweepResults, load_results
 from fmnist_ray.results.exports import TRIALS_FILE, WHOLE_COLUMNS, find_sweeps, open_storage
 from fmnist_ray.results.storage import is_uri
@@ -90,6 +91,7 @@ class SweepView:
     best: dict[str, Any] | None
     best_settings: dict[str, Any]
     best_folder: str | None
+    rule: str = ""  # how the choice was made, when not on the metric alone (a Pareto front)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -139,7 +141,8 @@ def show_sweep(uri: str, sort: str | None = None, top: int | None = None) -> Swe
         total=len(table), chosen=None if choice is None else _choice(choice),
         best=None if best is None else {c: _plain(best[c], c) for c in columns},
         best_settings=settings,
-        best_folder=None if best is None else _trial_folder(uri, str(best["trial_id"])))
+        best_folder=None if best is None else _trial_folder(uri, str(best["trial_id"])),
+        rule=f"from the Pareto front, {front.rule}" if (front := pareto_front(results)) else "")
 
 
 def _choice(choice: Choice) -> dict[str, Any]:

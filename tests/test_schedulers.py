@@ -85,6 +85,7 @@ scheduler: {type: hyperband, reduction_factor: 3}
 """
 
 
+@pytest.mark.slow  # keeps the default run under 7 minutes; PBT's test runs there
 def test_hyperband_stops_weak_trials_and_the_sweep_ends_finished(tmp_path, synthetic_dir):
     result, folder, trials, epochs = sweep(tmp_path, synthetic_dir, "hyperband", HYPERBAND)
     assert result.returncode == 0, result.stdout + result.stderr

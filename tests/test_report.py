@@ -311,6 +311,13 @@ def test_report_without_spec_guesses_the_axes(tmp_path):
     assert loaded.missing[0].startswith("spec.yaml is missing: the varied axes are guessed")
 
 
+def test_a_search_whose_spec_is_lost_still_gets_its_page(tmp_path):
+    uri = study_sweep(tmp_path / "study")  # ASHA-stopped trials, then spec.yaml lost
+    (Path(uri) / exports.SPEC_FILE).unlink()
+    page = build_report([uri], tmp_path / "study.html").read_text()
+    assert "spec.yaml is missing" in page and "stopped by ASHA" in page
+
+
 def test_report_of_a_sweep_with_no_trials_yet(tmp_path):
     spec = {"name": "fresh", "axes": {"lr": [0.001, 0.01]}}
     uri = write_sweep(tmp_path / "fresh", spec, [])

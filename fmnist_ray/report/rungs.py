@@ -46,6 +46,13 @@ def asha_rungs(results: SweepResults) -> list[int]:
     return rungs
 
 
+def stopper(results: SweepResults) -> str:
+    """The scheduler that stops trials at the rungs, as the page names it (ASHA, HyperBand);
+    ASHA where the spec is lost."""
+    spec = results.spec
+    return spec.scheduler.label if spec is not None and spec.scheduler.stops_early else "ASHA"
+
+
 def rung_scores(results: SweepResults, rung: int) -> pd.DataFrame:
     """The learned trials that reached `rung`, each with `score`: its best validation metric
     up to that epoch."""
@@ -168,8 +175,8 @@ def search_findings(results: SweepResults) -> tuple[list[RungFinding], list[str]
     if causes["asha"] or causes["budget"]:
         budget = (f"; {len(causes['budget'])} cut short by the time budget between rungs"
                   if causes["budget"] else "")
-        lines.append(f"{len(causes['asha'])} trials stopped by {results.spec.scheduler.label} "
-                     f"at a rung{budget}. "
+        lines.append(f"{len(causes['asha'])} trials stopped by {stopper(results)} at a "
+                     f"rung{budget}. "
                      f"Final numbers of trials of different lengths are not compared; each "
                      f"axis is judged at a common epoch instead.")
     if not rungs:

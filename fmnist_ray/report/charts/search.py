@@ -20,7 +20,7 @@ from fmnist_ray.report.charts.common import (
 from fmnist_ray.report.findings import SweepFindings
 from fmnist_ray.report.formatting import format_value
 from fmnist_ray.report.load import SweepResults
-from fmnist_ray.report.rungs import asha_rungs, stop_causes
+from fmnist_ray.report.rungs import asha_rungs, stop_causes, stopper
 
 
 def parallel_coordinates(frame: pd.DataFrame, axes: list[str], metric_title: str,
@@ -161,7 +161,7 @@ def asha_section(results: SweepResults) -> Section:
     cut = len(causes["budget"])
     budget = (f"; {cut} {'was' if cut == 1 else 'were'} cut short between rungs by the time "
               f"budget" if cut else "")
-    label = spec.scheduler.label if spec and spec.scheduler.stops_early else "ASHA"
+    label = stopper(results)
     how = (" in brackets that start at different rungs" if label == "HyperBand" else "")
     return Section(f"Early stopping ({label})", [
         f"{len(causes['asha'])} of {len(frame)} trials were stopped by {label} at a "

@@ -1,6 +1,8 @@
 """Training whose settings change between epochs (PBT's schedules), and the Pareto front of
 a multi-objective search: no Ray, checked against definitions and simulations."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -110,3 +112,26 @@ def test_the_front_of_completed_trials_and_the_member_chosen_within_a_limit(limi
     found = front.to_json()
     assert found["chosen"] == chosen and len(found["members"]) == 4
     assert "seconds at most" in found["rule"] if limit else "among" not in found["rule"]
+
+
+def test_confirming_a_confirmed_pbt_choice_again_replays_the_pbt_trials_schedule(tmp_path):
+    """The committed PBT example, asked for a third confirmation seed: the new run replays the
+    population's winner (never one of its confirmations) with the next fresh seed."""
+    import shutil
+    from pathlib import Path
+
+    from fmnist_ray.config import SCHEDULE_KEY
+    from fmnist_ray.spec.file import read_stored_spec
+    from fmnist_ray.sweep.confirm import confirmation_points
+
+    uri = shutil.copytree(Path(__file__).parents[1] / "reports" / "data" / "pbt", tmp_path / "pbt")
+    spec = read_stored_spec(str(uri), ["confirm_seeds=3"])
+    trials = pd.read_parquet(uri / "trials.parquet")
+    sources = {json.loads(s)["source"] for s in
+               trials.loc[trials["role"] == "confirmation", "pbt_schedule"]}
+    assert len(sources) == 1 and sources <= set(trials["trial_id"])
+    [point] = confirmation_points(spec, str(uri))
+    assert point["seed"] == spec.trial.seed + 10_002
+    assert point[SCHEDULE_KEY]["source"] in sources
+    winner = trials.set_index("trial_id").loc[point[SCHEDULE_KEY]["source"]]
+    assert point[SCHEDULE_KEY]["epochs"] == json.loads(winner["pbt_schedule"])["epochs"]

@@ -104,7 +104,7 @@ def epoch_row(trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_schedule(row: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A trials row's PBT schedule (see `schedule` above), or None when it has none."""
+    """A trials row's PBT schedule (see `pbt_schedule` above), or None when it has none."""
     text = row.get("pbt_schedule")
     if not isinstance(text, str):
         return None

@@ -26,14 +26,15 @@ def confirmation_points(spec: SweepSpec, uri: str) -> list[dict[str, Any]]:
     choice = chosen(results)
     if choice is None:
         return []
-    if spec.is_population:  # its schedule of settings, replayed from scratch
-        schedule = read_schedule(choice.trial)
+    # The sweep's own trials of the choice (its best trial may be a confirmation already).
+    own = results.trials[results.trials["config"] == choice.config]
+    if spec.is_population:  # the PBT trial's schedule of settings, replayed from scratch
+        schedule = read_schedule(own.iloc[0])
         if schedule is None:
             return []
         params = {**schedule["point"], SCHEDULE_KEY: {"epochs": schedule["epochs"],
-                                                      "source": choice.trial["trial_id"]}}
+                                                      "source": own.iloc[0]["trial_id"]}}
     else:
-        own = results.trials[results.trials["config"] == choice.config]
         logs = ray_files.read_ray_logs(uri)
         params = next((logs[t].params for t in own["trial_id"]
                        if t in logs and logs[t].params is not None), None)

@@ -63,7 +63,7 @@ def _print_plan(plan, spec) -> None:
     console.print(f"resources: {plan.cpus:g} CPU + {plan.gpus:g} GPU per trial, "
                   f"{plan.concurrency} at a time; scheduler: {spec.scheduler.type}; "
                   f"search: {spec.search}")
-    bound = f" (an upper bound: {spec.scheduler.type} stops weak trials early)" \
+    bound = f" (an upper bound: {spec.scheduler.label} stops weak trials early)" \
         if spec.scheduler.stops_early else ""
     if spec.confirm_seeds:
         console.print(f"then its choice is confirmed: trained again with {spec.confirm_seeds} "

@@ -44,7 +44,7 @@ def trials_table(rows: list[dict], spec: SweepSpec, elapsed: float = 0.0) -> Tab
     """The live view of a running sweep: one line per trial."""
     varied = [k for k in spec.varied_keys if k != "variant"]
     done = sum(r["status"] not in ACTIVE for r in rows)
-    bound = (f" (at most: {spec.scheduler.type} stops some early)"
+    bound = (f" (at most: {spec.scheduler.label} stops some early)"
              if spec.scheduler.stops_early else "")
     table = Table(title=f"sweep {spec.name}: {done}/{len(rows)} trials finished, "
                         f"{time_left(rows, elapsed)}{bound}", title_justify="left")

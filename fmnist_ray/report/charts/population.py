@@ -82,9 +82,9 @@ def population_section(results: SweepResults, choice: Choice | None) -> Section:
                  f"trial's lineage).")
     if choice.confirmed:
         notes.append(f"That schedule, trained again from scratch with {choice.seeds} fresh "
-                     f"seed(s): mean validation accuracy {choice.mean:.4f} (the result); the "
-                     f"PBT trial's own {own['best_val_accuracy']:.4f} won a population and is "
-                     f"optimistic.")
+                     f"seed(s): mean validation accuracy {choice.mean:.4f} (the result; its "
+                     f"test accuracy with its interval is in the summary); the PBT trial's own "
+                     f"{own['best_val_accuracy']:.4f} won a population and is optimistic.")
     else:
         notes.append("The schedule has not been trained again from scratch: its figures are "
                      "the population's winner's own, optimistic (set confirm_seeds).")

@@ -13,6 +13,7 @@ from fmnist_ray.training.data import DEBIAN_DIR
 from fmnist_ray.training.dropout import Dropout, keep_mask
 from fmnist_ray.training.loop import build_optimizer
 from fmnist_ray.training.memory import keep_freed_memory
+from fmnist_ray.training.models import build_model
 
 from .conftest import REPO
 
@@ -49,6 +50,58 @@ def test_dropout_keeps_the_layout_follows_the_seed_and_is_identity_in_eval():
     assert torch.equal(first[first != 0], (x * (1 / (1 - round(0.3 * 65536) / 65536)))[first != 0])
     assert torch.equal(layer.eval()(x), x)
     assert torch.equal(Dropout(0.0).train()(x), x)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32, torch.float64])
+def test_the_mask_built_from_bit_patterns_equals_the_scaled_comparison(dtype):
+    x = torch.ones(4, 8, 9, 9, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    for p in (0.05, 0.15, 0.5, 0.77):
+        torch.manual_seed(4)
+        mask = keep_mask(x, p)
+        torch.manual_seed(4)
+        words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-2 ** 63, None)
+        dropped = round(p * 65536)
+        expected = (words.view(torch.int16)[:x.numel()] >= dropped - 32768).to(dtype).mul_(
+            65536 / (65536 - dropped))
+        assert mask.dtype == dtype and mask.stride() == x.stride()
+        assert torch.equal(mask.flatten(), expected) or torch.equal(
+            mask.permute(0, 2, 3, 1).flatten(), expected)
+
+
+def _relu_before_pool(model: torch.nn.Sequential) -> torch.nn.Sequential:
+    """The same layers with each ReLU that directly follows a max-pool moved before it: the
+    order the study's models were written in."""
+    layers = list(model)
+    for i in range(len(layers) - 1):
+        if isinstance(layers[i], torch.nn.MaxPool2d) and isinstance(layers[i + 1], torch.nn.ReLU):
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    return torch.nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("name", ["cnn", "deep_cnn_bn"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_pooling_before_relu_gives_the_same_outputs_and_gradients_bit_for_bit(name, dtype):
+    torch.manual_seed(6)
+    model = build_model(name, dropout=0.3).to(memory_format=torch.channels_last)
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in model) == 2
+    reference = _relu_before_pool(build_model(name, dropout=0.3)).to(
+        memory_format=torch.channels_last)
+    assert [type(m) for m in reference] != [type(m) for m in model]
+    reference.load_state_dict(model.state_dict())  # the parameters kept their positions
+    # A blank half makes ties inside pooling windows common, the case where order could matter.
+    x = torch.randn(16, 1, 28, 28)
+    x[:, :, :, :14] = 0.5
+    x = x.contiguous(memory_format=torch.channels_last)
+    outputs, grads = [], []
+    for net in (model, reference):
+        torch.manual_seed(7)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            out = net(x)
+        out.float().square().mean().backward()
+        outputs.append(out)
+        grads.append([p.grad for p in net.parameters()])
+    assert torch.equal(outputs[0], outputs[1])
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
 
 
 def test_dropout_gradient_is_the_mask():

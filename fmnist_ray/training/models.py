@@ -15,6 +15,14 @@ from fmnist_ray.training.dropout import Dropout
 NUM_CLASSES = 10
 
 
+def _pool_then_relu() -> list[nn.Module]:
+    """Max-pooling before the ReLU that the study's models put before it: ReLU is monotone, so
+    max and ReLU commute and both the outputs and the gradients are the same bit for bit, with
+    the ReLU applied to a quarter of the values (a 12% faster `cnn` step on the CPU,
+    BENCHMARKS.md). The parameters keep their positions, so saved weights load unchanged."""
+    return [nn.MaxPool2d(2), nn.ReLU()]
+
+
 def mlp(hidden_sizes: Sequence[int] = (512,), dropout: float = 0.0, **_: object) -> nn.Module:
     """Fully connected network: one Linear-ReLU(-Dropout) block per hidden size."""
     layers: list[nn.Module] = [nn.Flatten()]
@@ -31,24 +39,26 @@ def mlp(hidden_sizes: Sequence[int] = (512,), dropout: float = 0.0, **_: object)
 def cnn(width: int = 32, dropout: float = 0.0, **_: object) -> nn.Module:
     """Two conv + max-pool stages and a dense head: the study's plain CNN."""
     return nn.Sequential(
-        nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(1, width, 3, padding=1), *_pool_then_relu(),
+        nn.Conv2d(width, 2 * width, 3, padding=1), *_pool_then_relu(),
         nn.Flatten(),
         nn.Linear(2 * width * 7 * 7, 128), nn.ReLU(), Dropout(dropout),
         nn.Linear(128, NUM_CLASSES),
     )
 
 
-def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+def _conv_bn(c_in: int, c_out: int, relu: bool = True) -> list[nn.Module]:
+    layers = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out)]
+    return [*layers, nn.ReLU()] if relu else layers
 
 
 def deep_cnn_bn(width: int = 32, dropout: float = 0.0, **_: object) -> nn.Module:
     """Two stages of two conv-BN-ReLU layers each, then a BN dense head: the study's best kind."""
     return nn.Sequential(
-        *_conv_bn(1, width), *_conv_bn(width, width), nn.MaxPool2d(2), Dropout(dropout / 2),
-        *_conv_bn(width, 2 * width), *_conv_bn(2 * width, 2 * width), nn.MaxPool2d(2),
+        *_conv_bn(1, width), *_conv_bn(width, width, relu=False), *_pool_then_relu(),
         Dropout(dropout / 2),
+        *_conv_bn(width, 2 * width), *_conv_bn(2 * width, 2 * width, relu=False),
+        *_pool_then_relu(), Dropout(dropout / 2),
         nn.Flatten(),
         nn.Linear(2 * width * 7 * 7, 256, bias=False), nn.BatchNorm1d(256), nn.ReLU(),
         Dropout(dropout),

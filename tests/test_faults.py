@@ -130,8 +130,13 @@ def _stopped_at_start_up(process, experiment: Path) -> None:
     out, err = process.communicate(timeout=300)
     assert process.returncode == 130, (out, err)
     assert "Traceback" not in out + err, err
-    assert f"stopped (Ctrl-C); finished trials are kept; resume with: fmnist-ray resume " \
-           f"{experiment}" in out, out
+    # The command's own answer; on a loaded machine the Ctrl-C can land just after Ray Tune has
+    # taken SIGINT over, and Tune's stop ends in the summary's answer: both name the resume.
+    answers = (f"stopped (Ctrl-C); finished trials are kept; resume with: fmnist-ray resume "
+               f"{experiment}",
+               f"stopped before every trial finished; finished trials are kept. Resume with: "
+               f"fmnist-ray resume {experiment}")
+    assert any(answer in out for answer in answers), out
 
 
 def test_ctrl_c_right_after_the_spec_is_written_exits_130_and_resume_completes(
